@@ -1,0 +1,123 @@
+// The `revtrace` binary: one executable, one subcommand per service.
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <iostream>
+#include <spdlog/spdlog.h>
+
+#include "app/commands.hpp"
+#include "common/config.hpp"
+#include "common/log.hpp"
+#include "common/metrics.hpp"
+#include "ingest/gateway.hpp"
+#include "processor/processor.hpp"
+#include "projections/query_service.hpp"
+
+namespace revtrace::app {
+
+void wait_for_shutdown_signal() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  int sig = 0;
+  sigwait(&set, &sig);
+  spdlog::info("received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+}  // namespace revtrace::app
+
+namespace {
+
+using revtrace::common::Config;
+
+struct GlobalOptions {
+  std::string config_file;
+  std::vector<std::string> assignments;
+};
+
+void add_global_options(CLI::App& cmd, GlobalOptions& g) {
+  cmd.add_option("-c,--config", g.config_file, "TOML configuration file (or REVTRACE_CONFIG)");
+  cmd.add_option("--set", g.assignments,
+                 "Override a configuration key: --set section.key=value (repeatable)");
+}
+
+Config load(const GlobalOptions& g) {
+  revtrace::common::ConfigSources sources;
+  if (!g.config_file.empty()) {
+    sources.file = g.config_file;
+  } else if (const char* env = std::getenv("REVTRACE_CONFIG"); env != nullptr && *env != '\0') {
+    sources.file = env;
+  }
+  sources.environment = revtrace::common::process_environment();
+  sources.assignments = g.assignments;
+  return revtrace::common::load_config(sources);
+}
+
+template <typename Service>
+int run_service(const Config& config, const char* name) {
+  revtrace::common::metrics::Registry metrics;
+  Service service(config, metrics);
+  service.start();
+  spdlog::info("{} running", name);
+  revtrace::app::wait_for_shutdown_signal();
+  service.stop();
+  spdlog::info("{} stopped", name);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Signals are taken synchronously by wait_for_shutdown_signal(); every thread inherits the mask.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  CLI::App app{"revtrace: ties every Stripe payment to the marketing touch that earned it"};
+  app.require_subcommand(1);
+  GlobalOptions global;
+  add_global_options(app, global);
+
+  auto* gateway = app.add_subcommand("gateway", "HTTP gateway: pixel events, checkout redirects, "
+                                                "Stripe webhooks into Kafka; serves /revtrace.js");
+  auto* processor = app.add_subcommand("processor", "Attribution processor: input topics -> "
+                                                    "attributed revenue, state in RocksDB");
+  auto* query = app.add_subcommand("query", "Read models of attributed revenue, query API and "
+                                            "dashboard");
+  auto* dev = app.add_subcommand("dev", "Everything in one process on an embedded in-memory "
+                                        "Kafka-protocol broker");
+  revtrace::app::DevOptions dev_options;
+  dev->add_flag("--demo", dev_options.demo, "Load a realistic demo data set");
+  dev->add_option("--data-dir", dev_options.data_dir, "Where RocksDB state is kept")
+      ->capture_default_str();
+  auto* topics = app.add_subcommand("topics", "Create or verify revtrace's Kafka topics");
+  topics->require_subcommand(1);
+  auto* topics_create = topics->add_subcommand("create", "Create missing topics with their settings");
+  auto* topics_check = topics->add_subcommand(
+      "check", "Verify every topic exists with the right settings and co-partitioning");
+  for (auto* cmd : {gateway, processor, query, dev, topics, topics_create, topics_check}) {
+    add_global_options(*cmd, global);
+  }
+
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    Config config = load(global);
+    revtrace::common::setup_logging(config.log_level);
+    if (gateway->parsed()) return run_service<revtrace::ingest::Gateway>(config, "gateway");
+    if (processor->parsed()) return run_service<revtrace::processor::Processor>(config, "processor");
+    if (query->parsed()) return run_service<revtrace::projections::QueryService>(config, "query");
+    if (dev->parsed()) return revtrace::app::run_dev(std::move(config), dev_options);
+    if (topics->parsed()) return revtrace::app::run_topics(config, topics_create->parsed());
+  } catch (const revtrace::common::ConfigError& e) {
+    std::cerr << "revtrace: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "revtrace: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,103 @@
+#pragma once
+// Configuration of every revtrace service, read from one TOML file (deploy/revtrace.example.toml
+// documents every key), then overridden by REVTRACE_<SECTION>_<KEY> environment variables, then by
+// `--set section.key=value` flags. Per-site settings live in [[sites]] tables of the file only.
+//
+// Loading throws ConfigError with a message naming the key: configuration errors are start-up
+// failures, never hot-path ones.
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace revtrace::common {
+
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct SiteConfig {
+  std::string id;
+  std::vector<std::string> webhook_secrets;   // whsec_..., several while rotating
+  std::vector<std::string> allowed_origins;   // CORS for the pixel; "*" allows any
+  std::vector<std::string> query_tokens;      // bearer tokens of the query API
+  std::int64_t lookback_days = 90;
+  std::vector<std::string> visitor_id_keys;   // extra metadata keys (e.g. attribu_visitor_id)
+  std::vector<std::string> session_id_keys;
+  std::vector<std::string> own_domains;
+  std::vector<std::string> affiliate_params;  // empty = the defaults
+  std::string email_hash_key;                 // HMAC key of email hashes; empty = derived from id
+  std::string stripe_api_key;                 // restricted read-only key for reconciliation
+};
+
+struct KafkaConfig {
+  std::string bootstrap = "127.0.0.1:9092";
+  int partitions = 6;
+  int replication_factor = 1;
+  // Extra librdkafka properties for every client (security.protocol, sasl.*, ...).
+  std::map<std::string, std::string> client_properties;
+};
+
+struct GatewayConfig {
+  std::string listen = "127.0.0.1:8080";
+  int threads = 0;  // 0 = one io_context thread per core
+  std::size_t max_body_bytes = 256 * 1024;
+  std::size_t max_webhook_body_bytes = 1024 * 1024;
+  std::size_t max_batch = 100;
+  std::size_t max_connections = 10000;
+  std::int64_t header_timeout_ms = 10000;
+  std::int64_t body_timeout_ms = 30000;
+  std::int64_t webhook_ack_timeout_ms = 5000;
+  std::int64_t webhook_tolerance_s = 300;
+  std::size_t producer_queue_max = 100000;
+  std::string trusted_country_header;  // e.g. CF-IPCountry
+  std::string maxmind_db;              // path of a MaxMind-format country database
+};
+
+struct ProcessorConfig {
+  std::string data_dir = "/var/lib/revtrace/processor";
+  std::string group_id = "revtrace-processor";
+  std::string metrics_listen = "127.0.0.1:9101";
+  std::int64_t transaction_interval_ms = 100;
+};
+
+struct QueryConfig {
+  std::string listen = "127.0.0.1:8081";
+  std::string data_dir = "/var/lib/revtrace/query";
+  std::string group_id = "revtrace-query";
+};
+
+struct Config {
+  KafkaConfig kafka;
+  GatewayConfig gateway;
+  ProcessorConfig processor;
+  QueryConfig query;
+  std::string log_level = "info";
+  std::vector<SiteConfig> sites;
+
+  [[nodiscard]] const SiteConfig* find_site(std::string_view id) const noexcept;
+};
+
+// Sources of overrides, in increasing priority: file < environment < `--set` flags.
+struct ConfigSources {
+  std::optional<std::string> file;                 // path of the TOML file
+  std::vector<std::string> environment;            // "NAME=value" entries (usually environ)
+  std::vector<std::string> assignments;            // "section.key=value"
+};
+
+[[nodiscard]] Config load_config(const ConfigSources& sources);
+[[nodiscard]] Config parse_config_text(std::string_view toml_text, const ConfigSources& overrides);
+[[nodiscard]] std::vector<std::string> process_environment();
+
+// "host:port" → parts; throws ConfigError naming `what` when malformed.
+struct Endpoint {
+  std::string host;
+  std::uint16_t port = 0;
+};
+[[nodiscard]] Endpoint parse_endpoint(std::string_view text, std::string_view what);
+
+}  // namespace revtrace::common

@@ -1,0 +1,308 @@
+#include "common/kafka.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "common/topics.hpp"
+
+#include <stdexcept>
+
+namespace revtrace::common::kafka {
+namespace {
+
+struct QueueDeleter {
+  void operator()(rd_kafka_queue_t* q) const noexcept { rd_kafka_queue_destroy(q); }
+};
+struct EventDeleter {
+  void operator()(rd_kafka_event_t* e) const noexcept { rd_kafka_event_destroy(e); }
+};
+struct AdminOptionsDeleter {
+  void operator()(rd_kafka_AdminOptions_t* o) const noexcept { rd_kafka_AdminOptions_destroy(o); }
+};
+using QueuePtr = std::unique_ptr<rd_kafka_queue_t, QueueDeleter>;
+using EventPtr = std::unique_ptr<rd_kafka_event_t, EventDeleter>;
+using AdminOptionsPtr = std::unique_ptr<rd_kafka_AdminOptions_t, AdminOptionsDeleter>;
+
+void set(rd_kafka_conf_t* conf, const std::string& key, const std::string& value) {
+  char err[512];
+  if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
+    throw ConfigError("kafka: property " + key + "=" + value + ": " + err);
+  }
+}
+
+// Waits for one admin result event of `type` on `queue`.
+EventPtr wait_result(rd_kafka_queue_t* queue, rd_kafka_event_type_t type,
+                     std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    EventPtr ev(rd_kafka_queue_poll(queue, 100));
+    if (ev && rd_kafka_event_type(ev.get()) == type) return ev;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+Status classify(rd_kafka_error_t* error) {
+  if (error == nullptr) return {};
+  ErrorPtr owned(error);
+  Status s;
+  s.code = rd_kafka_error_code(error);
+  s.message = rd_kafka_error_string(error);
+  if (rd_kafka_error_is_fatal(error)) {
+    s.cls = ErrorClass::fatal;
+  } else if (rd_kafka_error_txn_requires_abort(error)) {
+    s.cls = ErrorClass::abortable;
+  } else if (rd_kafka_error_is_retriable(error)) {
+    s.cls = ErrorClass::retriable;
+  } else {
+    // Not flagged by librdkafka: treat as abortable, the safe choice inside a transaction (abort
+    // and rewind re-does the work exactly; a fatal error would be flagged as such).
+    s.cls = ErrorClass::abortable;
+  }
+  return s;
+}
+
+Status classify(rd_kafka_resp_err_t code) {
+  Status s;
+  s.code = code;
+  if (code == RD_KAFKA_RESP_ERR_NO_ERROR) return s;
+  s.message = rd_kafka_err2str(code);
+  switch (code) {
+    case RD_KAFKA_RESP_ERR__FENCED:
+    case RD_KAFKA_RESP_ERR_PRODUCER_FENCED:
+    case RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH:
+    case RD_KAFKA_RESP_ERR__FATAL:
+    case RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+      s.cls = ErrorClass::fatal;
+      break;
+    case RD_KAFKA_RESP_ERR__TIMED_OUT:
+    case RD_KAFKA_RESP_ERR__TRANSPORT:
+    case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+    case RD_KAFKA_RESP_ERR__QUEUE_FULL:
+    case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+    case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS:
+    case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION:
+    case RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE:
+    case RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS:
+    case RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE:
+    case RD_KAFKA_RESP_ERR_NOT_COORDINATOR:
+      s.cls = ErrorClass::retriable;
+      break;
+    default:
+      s.cls = ErrorClass::abortable;
+  }
+  return s;
+}
+
+ConfPtr make_conf(const KafkaConfig& config, const std::map<std::string, std::string>& extra) {
+  ConfPtr conf(rd_kafka_conf_new());
+  set(conf.get(), "bootstrap.servers", config.bootstrap);
+  set(conf.get(), "client.id", "revtrace");
+  for (const auto& [k, v] : config.client_properties) set(conf.get(), k, v);
+  for (const auto& [k, v] : extra) set(conf.get(), k, v);
+  return conf;
+}
+
+HandlePtr make_handle(rd_kafka_type_t type, ConfPtr conf) {
+  char err[512];
+  rd_kafka_t* rk = rd_kafka_new(type, conf.get(), err, sizeof err);
+  if (rk == nullptr) throw ConfigError(std::string("kafka: cannot create client: ") + err);
+  (void)conf.release();  // rd_kafka_new took ownership
+  return HandlePtr(rk);
+}
+
+Producer::Producer(const KafkaConfig& config, const std::map<std::string, std::string>& extra) {
+  std::map<std::string, std::string> props{
+      {"enable.idempotence", "true"},
+      {"acks", "all"},
+      {"partitioner", "murmur2_random"},
+      {"compression.type", "lz4"},
+      {"linger.ms", "2"},
+      {"message.timeout.ms", "30000"},
+  };
+  for (const auto& [k, v] : extra) props[k] = v;
+  ConfPtr conf = make_conf(config, props);
+  rd_kafka_conf_set_dr_msg_cb(conf.get(), &Producer::on_delivery_report);
+  rd_kafka_conf_set_opaque(conf.get(), this);
+  handle_ = make_handle(RD_KAFKA_PRODUCER, std::move(conf));
+  poller_ = std::thread([this] {
+    while (!stop_.load(std::memory_order_relaxed)) rd_kafka_poll(handle_.get(), 50);
+  });
+}
+
+Producer::~Producer() {
+  stop_.store(true);
+  if (poller_.joinable()) poller_.join();
+  // Remaining delivery callbacks (if any) are served by the final flush in rd_kafka_destroy's
+  // caller; anything still queued here was given up by the owner.
+  rd_kafka_flush(handle_.get(), 0);
+  rd_kafka_purge(handle_.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  rd_kafka_poll(handle_.get(), 0);
+}
+
+void Producer::on_delivery_report(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque) {
+  auto* self = static_cast<Producer*>(opaque);
+  if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) self->failures_.fetch_add(1);
+  // The per-message callback was handed to librdkafka as a released unique_ptr; take it back.
+  std::unique_ptr<Delivery> cb(static_cast<Delivery*>(msg->_private));
+  if (cb && *cb) (*cb)(msg->err);
+}
+
+rd_kafka_resp_err_t Producer::produce(std::string_view topic, std::string_view key,
+                                      std::string_view value, Delivery on_delivery) {
+  auto cb = on_delivery ? std::make_unique<Delivery>(std::move(on_delivery)) : nullptr;
+  const std::string topic_name(topic);
+  rd_kafka_resp_err_t err = rd_kafka_producev(
+      handle_.get(), RD_KAFKA_V_TOPIC(topic_name.c_str()),
+      RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
+      RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(cb.get()), RD_KAFKA_V_END);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) (void)cb.release();  // owned by librdkafka until the DR
+  return err;
+}
+
+bool Producer::flush(std::chrono::milliseconds timeout) {
+  return rd_kafka_flush(handle_.get(), static_cast<int>(timeout.count())) ==
+         RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+bool Producer::broker_reachable(std::chrono::milliseconds timeout) const {
+  const rd_kafka_metadata_t* md = nullptr;
+  const auto err =
+      rd_kafka_metadata(handle_.get(), 0, nullptr, &md, static_cast<int>(timeout.count()));
+  if (md != nullptr) rd_kafka_metadata_destroy(md);
+  return err == RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+std::vector<TopicSpec> revtrace_topics(const KafkaConfig& config) {
+  const std::map<std::string, std::string> forever{{"retention.ms", "-1"},
+                                                   {"retention.bytes", "-1"},
+                                                   {"cleanup.policy", "delete"}};
+  std::vector<TopicSpec> specs;
+  for (auto name : topics::kInputTopics) {
+    specs.push_back({std::string(name), config.partitions, config.replication_factor, forever});
+  }
+  // The output keeps the latest revision of every payment forever (compaction by key).
+  specs.push_back({std::string(topics::kAttributedRevenue), config.partitions,
+                   config.replication_factor,
+                   {{"cleanup.policy", "compact"}, {"retention.ms", "-1"}}});
+  specs.push_back({std::string(topics::kDeadLetter), config.partitions, config.replication_factor,
+                   forever});
+  return specs;
+}
+
+Admin::Admin(const KafkaConfig& config) {
+  handle_ = make_handle(RD_KAFKA_PRODUCER, make_conf(config, {}));
+}
+
+std::vector<std::string> Admin::create(const std::vector<TopicSpec>& specs,
+                                       std::chrono::milliseconds timeout) {
+  std::vector<std::string> errors;
+  std::vector<rd_kafka_NewTopic_t*> raw;
+  char err[512];
+  for (const auto& spec : specs) {
+    rd_kafka_NewTopic_t* nt = rd_kafka_NewTopic_new(spec.name.c_str(), spec.partitions,
+                                                    spec.replication_factor, err, sizeof err);
+    if (nt == nullptr) {
+      errors.push_back(spec.name + ": " + err);
+      continue;
+    }
+    for (const auto& [k, v] : spec.configs) rd_kafka_NewTopic_set_config(nt, k.c_str(), v.c_str());
+    raw.push_back(nt);
+  }
+  QueuePtr queue(rd_kafka_queue_new(handle_.get()));
+  AdminOptionsPtr opts(rd_kafka_AdminOptions_new(handle_.get(), RD_KAFKA_ADMIN_OP_CREATETOPICS));
+  rd_kafka_AdminOptions_set_operation_timeout(opts.get(), static_cast<int>(timeout.count()), err,
+                                              sizeof err);
+  rd_kafka_CreateTopics(handle_.get(), raw.data(), raw.size(), opts.get(), queue.get());
+  rd_kafka_NewTopic_destroy_array(raw.data(), raw.size());
+  EventPtr ev = wait_result(queue.get(), RD_KAFKA_EVENT_CREATETOPICS_RESULT, timeout + timeout);
+  if (!ev) {
+    errors.emplace_back("timed out waiting for CreateTopics");
+    return errors;
+  }
+  if (rd_kafka_event_error(ev.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    errors.emplace_back(rd_kafka_event_error_string(ev.get()));
+    return errors;
+  }
+  size_t n = 0;
+  const rd_kafka_topic_result_t** results =
+      rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev.get()), &n);
+  for (size_t i = 0; i < n; ++i) {
+    const auto code = rd_kafka_topic_result_error(results[i]);
+    if (code != RD_KAFKA_RESP_ERR_NO_ERROR && code != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+      const char* msg = rd_kafka_topic_result_error_string(results[i]);
+      errors.push_back(std::string(rd_kafka_topic_result_name(results[i])) + ": " +
+                       (msg != nullptr ? msg : rd_kafka_err2str(code)));
+    }
+  }
+  return errors;
+}
+
+std::vector<TopicState> Admin::describe(const std::vector<std::string>& names,
+                                        std::chrono::milliseconds timeout) {
+  const rd_kafka_metadata_t* md = nullptr;
+  const auto err =
+      rd_kafka_metadata(handle_.get(), 1, nullptr, &md, static_cast<int>(timeout.count()));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    throw std::runtime_error(std::string("kafka: metadata request failed: ") +
+                             rd_kafka_err2str(err));
+  }
+  std::vector<TopicState> out;
+  for (const auto& name : names) {
+    TopicState st{name, 0};
+    for (int i = 0; i < md->topic_cnt; ++i) {
+      if (name == md->topics[i].topic && md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        st.partitions = md->topics[i].partition_cnt;
+      }
+    }
+    out.push_back(st);
+  }
+  rd_kafka_metadata_destroy(md);
+  return out;
+}
+
+std::map<std::string, std::string> Admin::topic_configs(const std::string& topic,
+                                                        std::chrono::milliseconds timeout) {
+  std::map<std::string, std::string> out;
+  rd_kafka_ConfigResource_t* res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC,
+                                                               topic.c_str());
+  QueuePtr queue(rd_kafka_queue_new(handle_.get()));
+  rd_kafka_DescribeConfigs(handle_.get(), &res, 1, nullptr, queue.get());
+  rd_kafka_ConfigResource_destroy(res);
+  EventPtr ev = wait_result(queue.get(), RD_KAFKA_EVENT_DESCRIBECONFIGS_RESULT, timeout);
+  if (!ev || rd_kafka_event_error(ev.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) return out;
+  size_t n = 0;
+  const rd_kafka_ConfigResource_t** rs =
+      rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev.get()), &n);
+  for (size_t i = 0; i < n; ++i) {
+    size_t cn = 0;
+    const rd_kafka_ConfigEntry_t** entries = rd_kafka_ConfigResource_configs(rs[i], &cn);
+    for (size_t j = 0; j < cn; ++j) {
+      const char* v = rd_kafka_ConfigEntry_value(entries[j]);
+      out[rd_kafka_ConfigEntry_name(entries[j])] = v != nullptr ? v : "";
+    }
+  }
+  return out;
+}
+
+MockCluster::MockCluster(int brokers) {
+  ConfPtr conf(rd_kafka_conf_new());
+  set(conf.get(), "client.id", "revtrace-embedded-broker");
+  owner_ = make_handle(RD_KAFKA_PRODUCER, std::move(conf));
+  cluster_ = rd_kafka_mock_cluster_new(owner_.get(), brokers);
+  if (cluster_ == nullptr) throw ConfigError("kafka: cannot start the embedded broker");
+}
+
+MockCluster::~MockCluster() {
+  if (cluster_ != nullptr) rd_kafka_mock_cluster_destroy(cluster_);
+}
+
+std::string MockCluster::bootstrap() const { return rd_kafka_mock_cluster_bootstraps(cluster_); }
+
+void MockCluster::create_topic(const std::string& name, int partitions) {
+  rd_kafka_mock_topic_create(cluster_, name.c_str(), partitions, 1);
+}
+
+}  // namespace revtrace::common::kafka

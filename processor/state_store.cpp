@@ -1,0 +1,96 @@
+#include "processor/state_store.hpp"
+
+#include <rocksdb/write_batch.h>
+
+#include <stdexcept>
+
+namespace revtrace::processor {
+namespace {
+
+constexpr std::string_view kStatePrefix = "s/";
+constexpr std::string_view kOffsetPrefix = "o/";
+
+std::string state_key(std::string_view key) {
+  std::string k(kStatePrefix);
+  k += key;
+  return k;
+}
+
+std::string offset_key(const TopicPartition& tp) {
+  return std::string(kOffsetPrefix) + tp.topic + "/" + std::to_string(tp.partition);
+}
+
+}  // namespace
+
+RocksState::RocksState(const std::string& dir) {
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  options.IncreaseParallelism(2);
+  options.OptimizeLevelStyleCompaction();
+  rocksdb::DB* raw = nullptr;
+  const auto status = rocksdb::DB::Open(options, dir, &raw);
+  if (!status.ok()) throw std::runtime_error("processor: cannot open state " + dir + ": " + status.ToString());
+  db_.reset(raw);
+}
+
+std::optional<std::string> RocksState::get(std::string_view key) const {
+  std::string value;
+  const auto status = db_->Get(rocksdb::ReadOptions(), state_key(key), &value);
+  if (status.IsNotFound()) return std::nullopt;
+  if (!status.ok()) throw std::runtime_error("processor: state read failed: " + status.ToString());
+  return value;
+}
+
+std::optional<std::int64_t> RocksState::offset(const TopicPartition& tp) const {
+  std::string value;
+  const auto status = db_->Get(rocksdb::ReadOptions(), offset_key(tp), &value);
+  if (!status.ok()) return std::nullopt;
+  return std::stoll(value);
+}
+
+std::uint64_t RocksState::approximate_size() const {
+  std::uint64_t size = 0;
+  db_->GetIntProperty("rocksdb.total-sst-files-size", &size);
+  std::uint64_t mem = 0;
+  db_->GetIntProperty("rocksdb.cur-size-all-mem-tables", &mem);
+  return size + mem;
+}
+
+std::optional<std::string> StagedStore::get(std::string_view key) const {
+  if (auto it = pending_.find(std::string(key)); it != pending_.end()) return it->second;
+  return base_.get(key);
+}
+
+void StagedStore::put(std::string_view key, std::string_view value) {
+  pending_[std::string(key)] = std::string(value);
+}
+
+void StagedStore::erase(std::string_view key) { pending_[std::string(key)] = std::nullopt; }
+
+void StagedStore::set_offset(const TopicPartition& tp, std::int64_t next_offset) {
+  offsets_[tp] = next_offset;
+}
+
+void StagedStore::commit() {
+  rocksdb::WriteBatch batch;
+  for (const auto& [k, v] : pending_) {
+    if (v) {
+      batch.Put(state_key(k), *v);
+    } else {
+      batch.Delete(state_key(k));
+    }
+  }
+  for (const auto& [tp, off] : offsets_) batch.Put(offset_key(tp), std::to_string(off));
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  const auto status = base_.db().Write(wo, &batch);
+  if (!status.ok()) throw std::runtime_error("processor: state write failed: " + status.ToString());
+  discard();
+}
+
+void StagedStore::discard() {
+  pending_.clear();
+  offsets_.clear();
+}
+
+}  // namespace revtrace::processor

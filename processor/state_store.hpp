@@ -1,0 +1,58 @@
+#pragma once
+// The processor's RocksDB state. The engine sees it through domain::StateStore; writes of one
+// batch are buffered in a StagedStore and written together with the input offsets they reflect in
+// one atomic RocksDB WriteBatch, so state and offsets can never disagree on disk.
+#include <rocksdb/db.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "processor/domain/state_store.hpp"
+
+namespace revtrace::processor {
+
+struct TopicPartition {
+  std::string topic;
+  std::int32_t partition = 0;
+  auto operator<=>(const TopicPartition&) const = default;
+};
+
+class RocksState {
+ public:
+  // Opens (creating if needed) the database in `dir`; throws std::runtime_error with RocksDB's
+  // status text on failure.
+  explicit RocksState(const std::string& dir);
+  [[nodiscard]] std::optional<std::string> get(std::string_view key) const;
+  // Offsets (next offset to read) as last written with a batch.
+  [[nodiscard]] std::optional<std::int64_t> offset(const TopicPartition& tp) const;
+  [[nodiscard]] rocksdb::DB& db() noexcept { return *db_; }
+  [[nodiscard]] std::uint64_t approximate_size() const;
+
+ private:
+  std::unique_ptr<rocksdb::DB> db_;
+};
+
+// A write-buffering view over RocksState: reads see the batch's own writes first.
+class StagedStore final : public domain::StateStore {
+ public:
+  explicit StagedStore(RocksState& base) : base_(base) {}
+  [[nodiscard]] std::optional<std::string> get(std::string_view key) const override;
+  void put(std::string_view key, std::string_view value) override;
+  void erase(std::string_view key) override;
+  void set_offset(const TopicPartition& tp, std::int64_t next_offset);
+  // Writes staged state and offsets atomically (fsync'd WAL), then clears the stage.
+  void commit();
+  void discard();
+  [[nodiscard]] std::size_t staged() const noexcept { return pending_.size(); }
+
+ private:
+  RocksState& base_;
+  std::unordered_map<std::string, std::optional<std::string>> pending_;
+  std::map<TopicPartition, std::int64_t> offsets_;
+};
+
+}  // namespace revtrace::processor

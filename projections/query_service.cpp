@@ -1,0 +1,234 @@
+#include "projections/query_service.hpp"
+
+#include <openssl/crypto.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <boost/url.hpp>
+#include <thread>
+
+#include "common/http.hpp"
+#include "common/kafka.hpp"
+#include "common/topics.hpp"
+#include "projections/read_model.hpp"
+
+namespace revtrace::projections {
+
+namespace http = common::http;
+namespace kafka = common::kafka;
+using namespace std::chrono_literals;
+
+namespace {
+
+bool token_equals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+// The route's site, or nullopt when the target is not under /v1/sites/{site}/.
+struct SiteRoute {
+  std::string site;
+  std::string rest;
+};
+std::optional<SiteRoute> site_route(std::string_view path) {
+  constexpr std::string_view prefix = "/v1/sites/";
+  if (!path.starts_with(prefix)) return std::nullopt;
+  path.remove_prefix(prefix.size());
+  const auto slash = path.find('/');
+  if (slash == std::string_view::npos || slash == 0) return std::nullopt;
+  return SiteRoute{std::string(path.substr(0, slash)), std::string(path.substr(slash))};
+}
+
+}  // namespace
+
+struct QueryService::Impl {
+  Impl(const common::Config& c, common::metrics::Registry& m)
+      : config(c),
+        metrics(m),
+        applied(m.counter("revtrace_query_records_applied_total",
+                          "Attributed-revenue records applied to the read models.")) {}
+
+  // 401 without a valid token, 403 for another site's token; nullopt when allowed.
+  std::optional<http::Response> authorize(const http::Request& req, const std::string& site) {
+    const auto header = req[boost::beast::http::field::authorization];
+    constexpr std::string_view bearer = "Bearer ";
+    if (!header.starts_with(bearer)) {
+      return http::json_error(http::Status::unauthorized, "unauthorized",
+                              "an Authorization: Bearer <token> header is required");
+    }
+    const std::string_view token = header.substr(bearer.size());
+    bool other_site = false;
+    bool allowed = false;
+    for (const auto& s : config.sites) {
+      for (const auto& t : s.query_tokens) {
+        if (token_equals(token, t)) {
+          (s.id == site ? allowed : other_site) = true;
+        }
+      }
+    }
+    if (allowed) return std::nullopt;
+    if (other_site) {
+      return http::json_error(http::Status::forbidden, "forbidden",
+                              "this token does not grant access to this site");
+    }
+    return http::json_error(http::Status::unauthorized, "unauthorized", "invalid token");
+  }
+
+  http::Response revenue(const boost::urls::params_view& params, const std::string& site) {
+    BreakdownQuery q;
+    q.site = site;
+    for (const auto& p : params) {
+      const std::string value = p.value;
+      if (p.key == "model") {
+        q.model = value;
+      } else if (p.key == "group_by") {
+        q.group_by = value;
+      } else if (p.key == "livemode") {
+        if (value != "true" && value != "false") {
+          return http::json_error(http::Status::bad_request, "bad_parameter",
+                                  "livemode must be true or false");
+        }
+        q.livemode = value == "true";
+      } else if (p.key == "currency") {
+        q.currency = value;
+      } else {
+        return http::json_error(http::Status::bad_request, "bad_parameter",
+                                "unknown parameter " + std::string(p.key));
+      }
+    }
+    static const std::vector<std::string_view> models{"first_touch", "last_touch",
+                                                      "last_non_direct", "linear",
+                                                      "position_based", "time_decay"};
+    if (std::find(models.begin(), models.end(), q.model) == models.end()) {
+      return http::json_error(http::Status::bad_request, "bad_parameter",
+                              "model must be one of first_touch, last_touch, last_non_direct, "
+                              "linear, position_based, time_decay");
+    }
+    const auto& dims = group_by_dimensions();
+    if (std::find(dims.begin(), dims.end(), q.group_by) == dims.end()) {
+      return http::json_error(http::Status::bad_request, "bad_parameter",
+                              "group_by is not a known dimension");
+    }
+    std::string body = "{\"site_id\":\"";
+    http::append_json_escaped(body, site);
+    body += "\",\"model\":\"" + q.model + "\",\"group_by\":\"" + q.group_by +
+            "\",\"livemode\":" + (q.livemode ? "true" : "false") + ",\"rows\":[";
+    bool first = true;
+    for (const auto& row : models_->breakdown(q)) {
+      if (!first) body += ',';
+      first = false;
+      body += "{\"key\":\"";
+      http::append_json_escaped(body, row.key);
+      body += "\",\"currency\":\"";
+      http::append_json_escaped(body, row.currency);
+      body += "\",\"revenue\":" + std::to_string(row.revenue) + ",\"net\":" +
+              std::to_string(row.net) + ",\"payments\":" + std::to_string(row.payments) + "}";
+    }
+    body += "]}";
+    return http::json_response(http::Status::ok, std::move(body));
+  }
+
+  void handle(http::Request&& req, http::Responder respond) {
+    const auto parsed = boost::urls::parse_origin_form(req.target());
+    if (!parsed) {
+      return respond(http::json_error(http::Status::bad_request, "bad_request", "malformed target"));
+    }
+    const std::string path = parsed->path();
+    if (path == "/healthz") return respond(http::json_response(http::Status::ok, R"({"status":"ok"})"));
+    if (path == "/metrics") {
+      http::Response res{http::Status::ok, req.version()};
+      res.set(boost::beast::http::field::content_type, "text/plain; version=0.0.4");
+      res.body() = metrics.render();
+      res.prepare_payload();
+      return respond(std::move(res));
+    }
+    const auto route = site_route(path);
+    if (!route) return respond(http::json_error(http::Status::not_found, "not_found", "no such route"));
+    if (auto denied = authorize(req, route->site)) return respond(std::move(*denied));
+    if (req.method() != boost::beast::http::verb::get) {
+      auto res = http::json_error(http::Status::method_not_allowed, "method_not_allowed",
+                                  "only GET is allowed here");
+      res.set(boost::beast::http::field::allow, "GET");
+      return respond(std::move(res));
+    }
+    if (route->rest == "/revenue") return respond(revenue(parsed->params(), route->site));
+    respond(http::json_error(http::Status::not_found, "not_found", "no such route"));
+  }
+
+  void consume() {
+    while (!stopping.load()) {
+      kafka::MessagePtr m(rd_kafka_consumer_poll(consumer.get(), 100));
+      if (!m) continue;
+      if (m->err) {
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+          spdlog::warn("query: consumer: {}", rd_kafka_message_errstr(m.get()));
+        }
+        continue;
+      }
+      std::string error;
+      if (!models_->apply({static_cast<const char*>(m->payload), m->len}, error)) {
+        spdlog::warn("query: skipping record at partition {} offset {}: {}", m->partition,
+                     m->offset, error);
+      }
+      applied.inc();
+      (void)rd_kafka_offset_store(m->rkt, m->partition, m->offset);
+    }
+  }
+
+  const common::Config& config;
+  common::metrics::Registry& metrics;
+  common::metrics::Counter& applied;
+  std::unique_ptr<ReadModels> models_;
+  kafka::HandlePtr consumer;
+  std::unique_ptr<http::Server> server;
+  std::atomic<bool> stopping{false};
+  std::thread worker;
+};
+
+QueryService::QueryService(const common::Config& config, common::metrics::Registry& metrics)
+    : impl_(std::make_unique<Impl>(config, metrics)) {}
+
+QueryService::~QueryService() { stop(); }
+
+void QueryService::start() {
+  auto& impl = *impl_;
+  impl.models_ = std::make_unique<ReadModels>(impl.config.query.data_dir);
+  // A record's offset is stored only after it was applied; re-applying one after a crash is
+  // harmless because older and repeated revisions are ignored.
+  impl.consumer = kafka::make_handle(
+      RD_KAFKA_CONSUMER, kafka::make_conf(impl.config.kafka, {{"group.id", impl.config.query.group_id},
+                                                              {"isolation.level", "read_committed"},
+                                                              {"enable.auto.commit", "true"},
+                                                              {"enable.auto.offset.store", "false"},
+                                                              {"auto.offset.reset", "earliest"}}));
+  rd_kafka_poll_set_consumer(impl.consumer.get());
+  kafka::PartitionListPtr subscription(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(subscription.get(),
+                                    std::string(common::topics::kAttributedRevenue).c_str(),
+                                    RD_KAFKA_PARTITION_UA);
+  if (auto err = rd_kafka_subscribe(impl.consumer.get(), subscription.get())) {
+    throw std::runtime_error(std::string("query: subscribe failed: ") + rd_kafka_err2str(err));
+  }
+  const auto ep = common::parse_endpoint(impl.config.query.listen, "query.listen");
+  http::ServerOptions opts;
+  opts.host = ep.host;
+  opts.port = ep.port;
+  Impl* p = impl_.get();
+  impl.server = std::make_unique<http::Server>(
+      opts, [p](http::Request&& req, http::Responder respond) { p->handle(std::move(req), respond); });
+  impl.server->start();
+  impl.worker = std::thread([p] { p->consume(); });
+  spdlog::info("query: serving on {}:{}", opts.host, impl.server->port());
+}
+
+std::uint16_t QueryService::port() const noexcept {
+  return impl_->server ? impl_->server->port() : 0;
+}
+
+void QueryService::stop() {
+  if (!impl_ || impl_->stopping.exchange(true)) return;
+  if (impl_->server) impl_->server->stop(2s);
+  if (impl_->worker.joinable()) impl_->worker.join();
+  if (impl_->consumer) rd_kafka_consumer_close(impl_->consumer.get());
+}
+
+}  // namespace revtrace::projections
