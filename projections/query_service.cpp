@@ -5,6 +5,8 @@
 
 #include <atomic>
 #include <boost/url.hpp>
+#include <charconv>
+#include <map>
 #include <thread>
 
 #include "common/http.hpp"
@@ -73,47 +75,68 @@ struct QueryService::Impl {
     return http::json_error(http::Status::unauthorized, "unauthorized", "invalid token");
   }
 
-  http::Response revenue(const boost::urls::params_view& params, const std::string& site) {
-    BreakdownQuery q;
+  // Parses the shared query parameters; returns the 400 answer naming a bad parameter.
+  std::optional<http::Response> parse_query(const boost::urls::params_view& params,
+                                            const std::string& site, BreakdownQuery& q,
+                                            std::map<std::string, std::string>& extra,
+                                            std::initializer_list<std::string_view> allowed_extra) {
     q.site = site;
+    auto bad = [](std::string_view name, std::string_view why) {
+      return http::json_error(http::Status::bad_request, "bad_parameter",
+                              std::string(name) + ": " + std::string(why));
+    };
+    const auto& dims = group_by_dimensions();
+    const auto& models = model_names();
     for (const auto& p : params) {
+      const std::string key = p.key;
       const std::string value = p.value;
-      if (p.key == "model") {
-        q.model = value;
-      } else if (p.key == "group_by") {
-        q.group_by = value;
-      } else if (p.key == "livemode") {
-        if (value != "true" && value != "false") {
-          return http::json_error(http::Status::bad_request, "bad_parameter",
-                                  "livemode must be true or false");
+      if (key == "model") {
+        if (std::find(models.begin(), models.end(), value) == models.end()) {
+          return bad("model", "must be one of first_touch, last_touch, last_non_direct, linear, "
+                              "position_based, time_decay");
         }
+        q.model = value;
+      } else if (key == "group_by") {
+        if (std::find(dims.begin(), dims.end(), value) == dims.end()) {
+          return bad("group_by", "must be one of channel, source, medium, campaign, referrer, "
+                                 "landing_path, country, browser, device_class, method, all");
+        }
+        q.group_by = value;
+      } else if (key == "livemode") {
+        if (value != "true" && value != "false") return bad("livemode", "must be true or false");
         q.livemode = value == "true";
-      } else if (p.key == "currency") {
+      } else if (key == "currency") {
+        if (value.size() != 3 || !std::all_of(value.begin(), value.end(), [](char c) {
+              return c >= 'a' && c <= 'z';
+            })) {
+          return bad("currency", "must be a lower-case ISO 4217 code such as usd");
+        }
         q.currency = value;
+      } else if (key == "from" || key == "to") {
+        if (!valid_day(value)) return bad(key, "must be a date YYYY-MM-DD");
+        (key == "from" ? q.from_day : q.to_day) = value;
+      } else if (key.starts_with("filter.")) {
+        const std::string dim = key.substr(7);
+        if (std::find(dims.begin(), dims.end(), dim) == dims.end() || dim == "all") {
+          return bad(key, "is not a dimension that can be filtered");
+        }
+        q.filters.emplace_back(dim, value);
+      } else if (std::find(allowed_extra.begin(), allowed_extra.end(), key) != allowed_extra.end()) {
+        extra[key] = value;
       } else {
-        return http::json_error(http::Status::bad_request, "bad_parameter",
-                                "unknown parameter " + std::string(p.key));
+        return bad(key, "unknown parameter");
       }
     }
-    static const std::vector<std::string_view> models{"first_touch", "last_touch",
-                                                      "last_non_direct", "linear",
-                                                      "position_based", "time_decay"};
-    if (std::find(models.begin(), models.end(), q.model) == models.end()) {
-      return http::json_error(http::Status::bad_request, "bad_parameter",
-                              "model must be one of first_touch, last_touch, last_non_direct, "
-                              "linear, position_based, time_decay");
+    if (!q.from_day.empty() && !q.to_day.empty() && q.from_day > q.to_day) {
+      return bad("from", "must not be after to");
     }
-    const auto& dims = group_by_dimensions();
-    if (std::find(dims.begin(), dims.end(), q.group_by) == dims.end()) {
-      return http::json_error(http::Status::bad_request, "bad_parameter",
-                              "group_by is not a known dimension");
-    }
-    std::string body = "{\"site_id\":\"";
-    http::append_json_escaped(body, site);
-    body += "\",\"model\":\"" + q.model + "\",\"group_by\":\"" + q.group_by +
-            "\",\"livemode\":" + (q.livemode ? "true" : "false") + ",\"rows\":[";
+    return std::nullopt;
+  }
+
+  static void append_rows(std::string& body, const std::vector<BreakdownRow>& rows) {
+    body += "\"rows\":[";
     bool first = true;
-    for (const auto& row : models_->breakdown(q)) {
+    for (const auto& row : rows) {
       if (!first) body += ',';
       first = false;
       body += "{\"key\":\"";
@@ -123,7 +146,99 @@ struct QueryService::Impl {
       body += "\",\"revenue\":" + std::to_string(row.revenue) + ",\"net\":" +
               std::to_string(row.net) + ",\"payments\":" + std::to_string(row.payments) + "}";
     }
-    body += "]}";
+    body += "]";
+  }
+
+  static std::string csv_field(std::string_view v) {
+    if (v.find_first_of(",\"\n\r") == std::string_view::npos) return std::string(v);
+    std::string out = "\"";
+    for (char c : v) {
+      if (c == '"') out += '"';
+      out += c;
+    }
+    return out + "\"";
+  }
+
+  static http::Response csv(const std::string& key_name, const std::vector<BreakdownRow>& rows) {
+    std::string body = key_name + ",currency,revenue,net,payments\r\n";
+    for (const auto& r : rows) {
+      body += csv_field(r.key) + "," + r.currency + "," + std::to_string(r.revenue) + "," +
+              std::to_string(r.net) + "," + std::to_string(r.payments) + "\r\n";
+    }
+    http::Response res{http::Status::ok, 11};
+    res.set(boost::beast::http::field::content_type, "text/csv; charset=utf-8");
+    res.set(boost::beast::http::field::content_disposition, "attachment; filename=\"revtrace.csv\"");
+    res.body() = std::move(body);
+    res.prepare_payload();
+    return res;
+  }
+
+  std::string header(const BreakdownQuery& q) {
+    std::string body = "{\"site_id\":\"";
+    http::append_json_escaped(body, q.site);
+    body += "\",\"model\":\"" + q.model + "\",\"group_by\":\"" + q.group_by +
+            "\",\"livemode\":" + (q.livemode ? "true" : "false") + ",\"from\":" +
+            (q.from_day.empty() ? "null" : "\"" + q.from_day + "\"") + ",\"to\":" +
+            (q.to_day.empty() ? "null" : "\"" + q.to_day + "\"") + ",";
+    return body;
+  }
+
+  http::Response revenue(const boost::urls::params_view& params, const std::string& site,
+                         bool series) {
+    BreakdownQuery q;
+    std::map<std::string, std::string> extra;
+    if (auto err = parse_query(params, site, q, extra, {"format"})) return std::move(*err);
+    const std::string format = extra.count("format") ? extra["format"] : "json";
+    if (format != "json" && format != "csv") {
+      return http::json_error(http::Status::bad_request, "bad_parameter",
+                              "format: must be json or csv");
+    }
+    const auto rows = series ? models_->timeseries(q) : models_->breakdown(q);
+    if (format == "csv") return csv(series ? "day" : q.group_by, rows);
+    std::string body = header(q);
+    append_rows(body, rows);
+    body += "}";
+    return http::json_response(http::Status::ok, std::move(body));
+  }
+
+  http::Response payments(const boost::urls::params_view& params, const std::string& site) {
+    BreakdownQuery q;
+    std::map<std::string, std::string> extra;
+    if (auto err = parse_query(params, site, q, extra, {"limit", "cursor"})) return std::move(*err);
+    std::size_t limit = 50;
+    if (extra.count("limit")) {
+      const auto& v = extra["limit"];
+      std::size_t n = 0;
+      auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+      if (ec != std::errc{} || ptr != v.data() + v.size() || n < 1 || n > 500) {
+        return http::json_error(http::Status::bad_request, "bad_parameter",
+                                "limit: must be an integer from 1 to 500");
+      }
+      limit = n;
+    }
+    std::string cursor;
+    if (extra.count("cursor")) {
+      cursor = extra["cursor"];
+      if (!cursor.starts_with("t\x1f" + site + "\x1f")) {
+        return http::json_error(http::Status::bad_request, "bad_parameter",
+                                "cursor: not a cursor returned by this route");
+      }
+    }
+    const auto page = models_->payments(q, limit, cursor);
+    std::string body = header(q) + "\"payments\":[";
+    for (std::size_t i = 0; i < page.records.size(); ++i) {
+      if (i) body += ',';
+      body += page.records[i];
+    }
+    body += "],\"next_cursor\":";
+    if (page.next_cursor.empty()) {
+      body += "null";
+    } else {
+      body += "\"";
+      http::append_json_escaped(body, boost::urls::encode(page.next_cursor, boost::urls::unreserved_chars));
+      body += "\"";
+    }
+    body += "}";
     return http::json_response(http::Status::ok, std::move(body));
   }
 
@@ -150,7 +265,17 @@ struct QueryService::Impl {
       res.set(boost::beast::http::field::allow, "GET");
       return respond(std::move(res));
     }
-    if (route->rest == "/revenue") return respond(revenue(parsed->params(), route->site));
+    if (route->rest == "/revenue") return respond(revenue(parsed->params(), route->site, false));
+    if (route->rest == "/timeseries") return respond(revenue(parsed->params(), route->site, true));
+    if (route->rest == "/payments") return respond(payments(parsed->params(), route->site));
+    constexpr std::string_view detail = "/payments/";
+    if (route->rest.starts_with(detail) && route->rest.size() > detail.size()) {
+      auto record = models_->payment(route->site, route->rest.substr(detail.size()));
+      if (!record) {
+        return respond(http::json_error(http::Status::not_found, "not_found", "no such payment"));
+      }
+      return respond(http::json_response(http::Status::ok, std::move(*record)));
+    }
     respond(http::json_error(http::Status::not_found, "not_found", "no such route"));
   }
 

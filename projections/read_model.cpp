@@ -4,54 +4,75 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <charconv>
 #include <map>
 #include <stdexcept>
 
 namespace revtrace::projections {
 namespace {
 
-constexpr std::string_view kSep = "\x1f";  // separates key parts; never occurs in ids
-const std::vector<std::string_view> kModels{"first_touch",    "last_touch", "last_non_direct",
-                                            "linear",         "position_based", "time_decay"};
-const std::vector<std::string_view> kTouchDims{"channel",  "source",  "medium",
+constexpr char kSep = '\x1f';  // separates key parts; never occurs in ids or values we store
+const std::vector<std::string_view> kModels{"first_touch", "last_touch",     "last_non_direct",
+                                            "linear",      "position_based", "time_decay"};
+const std::vector<std::string_view> kTouchDims{"channel",  "source",   "medium",
                                                "campaign", "referrer", "landing_path",
-                                               "country",  "browser", "device_class"};
-const std::vector<std::string_view> kPaymentDims{"method"};
+                                               "country",  "browser",  "device_class"};
+const std::vector<std::string_view> kPaymentDims{"method", "all"};
 constexpr std::string_view kUnattributed = "(unattributed)";
 constexpr std::string_view kNone = "(none)";
+
+// 128-bit intermediate products keep credit * net exact for any 64-bit amounts.
+__extension__ using Int128 = __int128;
 
 struct Amounts {
   std::int64_t revenue = 0;
   std::int64_t net = 0;
   std::int64_t payments = 0;
+  void add(const Amounts& o, std::int64_t sign = 1) {
+    revenue += sign * o.revenue;
+    net += sign * o.net;
+    payments += sign * o.payments;
+  }
+  [[nodiscard]] bool zero() const { return revenue == 0 && net == 0 && payments == 0; }
 };
 
 std::string encode(const Amounts& a) {
   return std::to_string(a.revenue) + "," + std::to_string(a.net) + "," + std::to_string(a.payments);
 }
 
-Amounts decode(const std::string& s) {
+Amounts decode(std::string_view s) {
   Amounts a;
-  const auto c1 = s.find(',');
-  const auto c2 = s.find(',', c1 + 1);
-  a.revenue = std::stoll(s.substr(0, c1));
-  a.net = std::stoll(s.substr(c1 + 1, c2 - c1 - 1));
-  a.payments = std::stoll(s.substr(c2 + 1));
+  std::int64_t* fields[] = {&a.revenue, &a.net, &a.payments};
+  std::size_t pos = 0;
+  for (auto* f : fields) {
+    const auto end = std::min(s.find(',', pos), s.size());
+    std::from_chars(s.data() + pos, s.data() + end, *f);
+    pos = end + 1;
+  }
   return a;
 }
 
-std::string agg_key(std::string_view site, bool live, std::string_view model, std::string_view dim,
-                    std::string_view value, std::string_view currency) {
-  std::string k = "a";
-  for (auto part : {site, std::string_view(live ? "live" : "test"), model, dim, currency, value}) {
-    k += kSep;
-    k += part;
+std::string join(std::initializer_list<std::string_view> parts) {
+  std::string k;
+  for (auto p : parts) {
+    if (!k.empty()) k += kSep;
+    k += p;
   }
   return k;
 }
 
-// 128-bit intermediate products keep credit * net exact for any 64-bit amounts.
-__extension__ using Int128 = __int128;
+std::vector<std::string_view> split(std::string_view s) {
+  std::vector<std::string_view> out;
+  std::size_t pos = 0;
+  for (;;) {
+    const auto next = s.find(kSep, pos);
+    out.push_back(s.substr(pos, next == std::string_view::npos ? s.npos : next - pos));
+    if (next == std::string_view::npos) return out;
+    pos = next + 1;
+  }
+}
+
+std::string_view mode_name(bool live) { return live ? "live" : "test"; }
 
 // Net credits: the gross credits scaled by net/amount, largest remainder, ties to the earlier touch.
 std::vector<std::int64_t> scale(const std::vector<std::int64_t>& credits, std::int64_t amount,
@@ -71,65 +92,103 @@ std::vector<std::int64_t> scale(const std::vector<std::int64_t>& credits, std::i
   return out;
 }
 
-struct Contribution {
-  std::map<std::string, Amounts> by_key;
-};
+using Filters = std::vector<std::pair<std::string, std::string>>;
 
-// What one record adds to the aggregates.
-Contribution contributions(simdjson::dom::element rec) {
-  Contribution c;
-  const std::string_view site = rec["site_id"];
-  const bool live = rec["livemode"];
+std::string_view touch_value(simdjson::dom::element touch, std::string_view dim) {
+  auto field = touch[dim];
+  if (field.error() || !field.is_string()) return kNone;
+  std::string_view v = field.get_string().value();
+  return v.empty() ? kNone : v;
+}
+
+// One record's contributions, keyed "model|dim|currency|value", for the given models and
+// dimensions, restricted by filters (touch filters select touches, payment filters payments).
+std::map<std::string, Amounts> contributions(simdjson::dom::element rec,
+                                             const std::vector<std::string_view>& models,
+                                             const std::vector<std::string_view>& dims,
+                                             const Filters& filters) {
+  std::map<std::string, Amounts> out;
   const std::string_view currency = rec["currency"];
   const std::int64_t amount = rec["amount"];
   const std::int64_t net = rec["net"];
   const std::string_view method = rec["method"];
   simdjson::dom::array touches = rec["touches"];
   simdjson::dom::object credits = rec["credits"];
-  for (auto model : kModels) {
-    for (auto dim : kPaymentDims) {
-      auto& a = c.by_key[agg_key(site, live, model, dim, method, currency)];
-      a.revenue += amount;
-      a.net += net;
-      a.payments += 1;
+  bool touch_filtered = false;
+  for (const auto& [dim, value] : filters) {
+    if (dim == "method" && value != method) return out;
+    if (is_touch_dimension(dim)) touch_filtered = true;
+  }
+  std::vector<bool> selected;
+  for (auto touch : touches) {
+    bool keep = true;
+    for (const auto& [dim, value] : filters) {
+      if (is_touch_dimension(dim) && touch_value(touch, dim) != value) keep = false;
     }
+    selected.push_back(keep);
+  }
+  const bool unattributed = selected.empty();
+  if (unattributed && touch_filtered) {
+    for (const auto& [dim, value] : filters) {
+      if (is_touch_dimension(dim) && value != kUnattributed) return out;
+    }
+  }
+  for (auto model : models) {
     std::vector<std::int64_t> cr;
-    if (touches.size() > 0) {
+    if (!unattributed) {
       for (auto v : credits[model].get_array()) cr.push_back(v.get_int64());
     }
-    if (cr.empty()) {
-      for (auto dim : kTouchDims) {
-        auto& a = c.by_key[agg_key(site, live, model, dim, kUnattributed, currency)];
-        a.revenue += amount;
-        a.net += net;
-        a.payments += 1;
-      }
-      continue;
-    }
     const auto net_cr = scale(cr, amount, net);
-    for (auto dim : kTouchDims) {
-      std::map<std::string, Amounts> per_value;
-      std::size_t i = 0;
-      for (auto touch : touches) {
-        std::string_view value = kNone;
-        auto field = touch[dim];
-        if (!field.error() && field.is_string()) value = field.get_string().value();
-        if (value.empty()) value = kNone;
-        auto& a = per_value[std::string(value)];
-        a.revenue += cr[i];
-        a.net += net_cr[i];
-        ++i;
+    for (auto dim : dims) {
+      std::map<std::string_view, Amounts> per_value;
+      if (unattributed) {
+        const std::string_view value =
+            dim == "method" ? method : (dim == "all" ? std::string_view("all") : kUnattributed);
+        per_value[value] = Amounts{amount, net, 1};
+      } else {
+        std::size_t i = 0;
+        for (auto touch : touches) {
+          if (selected[i]) {
+            const std::string_view value =
+                dim == "method" ? method : (dim == "all" ? std::string_view("all") : touch_value(touch, dim));
+            auto& a = per_value[value];
+            a.revenue += cr[i];
+            a.net += net_cr[i];
+            a.payments = 1;
+          }
+          ++i;
+        }
       }
       for (auto& [value, a] : per_value) {
+        // A payment counts for a value only when that value earned some of it.
         if (a.revenue == 0 && amount != 0) continue;
-        auto& t = c.by_key[agg_key(site, live, model, dim, value, currency)];
-        t.revenue += a.revenue;
-        t.net += a.net;
-        t.payments += 1;
+        out[join({model, dim, currency, value})].add(a);
       }
     }
   }
-  return c;
+  return out;
+}
+
+std::string index_key(std::string_view site, bool live, std::int64_t paid_at,
+                      std::string_view payment) {
+  char ts[24];
+  std::snprintf(ts, sizeof ts, "%015lld", static_cast<long long>(paid_at));
+  return join({"t", site, mode_name(live), utc_day(paid_at), ts, payment});
+}
+
+std::vector<BreakdownRow> sorted_rows(std::map<std::pair<std::string, std::string>, Amounts>& acc,
+                                      bool by_key) {
+  std::vector<BreakdownRow> rows;
+  for (auto& [k, a] : acc) {
+    if (a.zero()) continue;
+    rows.push_back({k.first, k.second, a.revenue, a.net, a.payments});
+  }
+  if (!by_key) {
+    std::stable_sort(rows.begin(), rows.end(), [](const BreakdownRow& a, const BreakdownRow& b) {
+      return a.revenue > b.revenue;
+    });
+  }
+  return rows;
 }
 
 }  // namespace
@@ -141,6 +200,38 @@ const std::vector<std::string_view>& group_by_dimensions() {
     return v;
   }();
   return all;
+}
+
+const std::vector<std::string_view>& model_names() { return kModels; }
+
+bool is_touch_dimension(std::string_view dim) {
+  return std::find(kTouchDims.begin(), kTouchDims.end(), dim) != kTouchDims.end();
+}
+
+std::string utc_day(std::int64_t unix_ms) {
+  // Howard Hinnant's civil_from_days.
+  std::int64_t z = (unix_ms >= 0 ? unix_ms : unix_ms - 86'399'999) / 86'400'000 + 719468;
+  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const auto doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  const unsigned d = doy - (153 * mp + 2) / 5 + 1;
+  const unsigned m = mp < 10 ? mp + 3 : mp - 9;
+  const std::int64_t y = static_cast<std::int64_t>(yoe) + era * 400 + (m <= 2 ? 1 : 0);
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%04lld-%02u-%02u", static_cast<long long>(y), m, d);
+  return buf;
+}
+
+bool valid_day(std::string_view day) {
+  if (day.size() != 10 || day[4] != '-' || day[7] != '-') return false;
+  for (std::size_t i : {0, 1, 2, 3, 5, 6, 8, 9}) {
+    if (day[i] < '0' || day[i] > '9') return false;
+  }
+  const int month = (day[5] - '0') * 10 + (day[6] - '0');
+  const int dom = (day[8] - '0') * 10 + (day[9] - '0');
+  return month >= 1 && month <= 12 && dom >= 1 && dom <= 31;
 }
 
 ReadModels::ReadModels(const std::string& dir) {
@@ -160,41 +251,40 @@ bool ReadModels::apply(std::string_view record, std::string& error) {
     const std::string_view site = rec["site_id"];
     const std::string_view payment = rec["payment_key"];
     const std::int64_t revision = rec["revision"];
-    const std::string pkey = "p" + std::string(kSep) + std::string(site) + std::string(kSep) +
-                             std::string(payment);
+    const std::string pkey = join({"p", site, payment});
+    rocksdb::WriteBatch batch;
+    std::map<std::string, Amounts> delta;  // full aggregate key -> change
+    auto accumulate = [&](simdjson::dom::element r, std::int64_t sign) {
+      const bool live = r["livemode"];
+      const std::int64_t paid_at = r["paid_at"];
+      const std::string day = utc_day(paid_at);
+      for (auto& [k, a] : contributions(r, kModels, group_by_dimensions(), {})) {
+        const auto parts = split(k);  // model, dim, currency, value
+        delta[join({"d", site, mode_name(live), parts[0], parts[1], day, parts[2], parts[3]})].add(a, sign);
+      }
+    };
     std::string stored;
-    std::map<std::string, Amounts> delta;
     if (db_->Get(rocksdb::ReadOptions(), pkey, &stored).ok()) {
       simdjson::dom::element prev = previous_parser.parse(stored);
       if (std::int64_t(prev["revision"]) >= revision) return true;  // old or repeated revision
-      for (auto& [k, a] : contributions(prev).by_key) {
-        auto& d = delta[k];
-        d.revenue -= a.revenue;
-        d.net -= a.net;
-        d.payments -= a.payments;
-      }
+      accumulate(prev, -1);
+      batch.Delete(index_key(site, prev["livemode"].get_bool(), prev["paid_at"].get_int64(), payment));
     }
-    for (auto& [k, a] : contributions(rec).by_key) {
-      auto& d = delta[k];
-      d.revenue += a.revenue;
-      d.net += a.net;
-      d.payments += a.payments;
-    }
-    rocksdb::WriteBatch batch;
+    accumulate(rec, +1);
     for (auto& [k, d] : delta) {
+      if (d.zero()) continue;
       Amounts cur;
       std::string v;
       if (db_->Get(rocksdb::ReadOptions(), k, &v).ok()) cur = decode(v);
-      cur.revenue += d.revenue;
-      cur.net += d.net;
-      cur.payments += d.payments;
-      if (cur.revenue == 0 && cur.net == 0 && cur.payments == 0) {
+      cur.add(d);
+      if (cur.zero()) {
         batch.Delete(k);
       } else {
         batch.Put(k, encode(cur));
       }
     }
     batch.Put(pkey, std::string(record));
+    batch.Put(index_key(site, rec["livemode"].get_bool(), rec["paid_at"].get_int64(), payment), "");
     const auto s = db_->Write(rocksdb::WriteOptions(), &batch);
     if (!s.ok()) throw std::runtime_error("query: write failed: " + s.ToString());
     return true;
@@ -204,33 +294,97 @@ bool ReadModels::apply(std::string_view record, std::string& error) {
   }
 }
 
+namespace {
+
+// Visits the records of the time index in [from, to] (days), newest first.
+template <typename Visit>
+void scan_records(rocksdb::DB& db, const BreakdownQuery& q, Visit&& visit) {
+  const std::string prefix = join({"t", q.site, mode_name(q.livemode)}) + kSep;
+  const std::string upper = prefix + (q.to_day.empty() ? std::string("9999-99-99") : q.to_day) + '\x7f';
+  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(rocksdb::ReadOptions()));
+  simdjson::dom::parser parser;
+  for (it->SeekForPrev(upper); it->Valid() && it->key().starts_with(prefix); it->Prev()) {
+    const auto parts = split(std::string_view(it->key().data(), it->key().size()));
+    if (!q.from_day.empty() && parts[3] < q.from_day) break;
+    std::string record;
+    if (!db.Get(rocksdb::ReadOptions(), join({"p", q.site, parts[5]}), &record).ok()) continue;
+    if (!visit(parser.parse(record), record, std::string(it->key().ToString()))) break;
+  }
+}
+
+}  // namespace
+
 std::vector<BreakdownRow> ReadModels::breakdown(const BreakdownQuery& q) const {
-  std::string prefix = "a";
-  for (std::string_view part : {std::string_view(q.site), std::string_view(q.livemode ? "live" : "test"),
-                                std::string_view(q.model), std::string_view(q.group_by)}) {
-    prefix += kSep;
-    prefix += part;
+  std::map<std::pair<std::string, std::string>, Amounts> acc;  // (value, currency)
+  if (q.filters.empty()) {
+    const std::string prefix = join({"d", q.site, mode_name(q.livemode), q.model, q.group_by}) + kSep;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+    for (it->Seek(prefix + q.from_day); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      const auto parts = split(std::string_view(it->key().data(), it->key().size()));
+      // d, site, mode, model, dim, day, currency, value
+      if (!q.to_day.empty() && parts[5] > q.to_day) break;
+      if (!q.currency.empty() && parts[6] != q.currency) continue;
+      acc[{std::string(parts[7]), std::string(parts[6])}].add(decode(it->value().ToString()));
+    }
+  } else {
+    scan_records(*db_, q, [&](simdjson::dom::element rec, const std::string&, const std::string&) {
+      if (!q.currency.empty() && std::string_view(rec["currency"]) != q.currency) return true;
+      for (auto& [k, a] : contributions(rec, {q.model}, {q.group_by}, q.filters)) {
+        const auto parts = split(k);
+        acc[{std::string(parts[3]), std::string(parts[2])}].add(a);
+      }
+      return true;
+    });
   }
-  prefix += kSep;
-  std::vector<BreakdownRow> rows;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    const std::string rest = it->key().ToString().substr(prefix.size());
-    const auto sep = rest.find(kSep);
-    BreakdownRow row;
-    row.currency = rest.substr(0, sep);
-    row.key = rest.substr(sep + 1);
-    if (!q.currency.empty() && row.currency != q.currency) continue;
-    const Amounts a = decode(it->value().ToString());
-    row.revenue = a.revenue;
-    row.net = a.net;
-    row.payments = a.payments;
-    rows.push_back(std::move(row));
+  return sorted_rows(acc, false);
+}
+
+std::vector<BreakdownRow> ReadModels::timeseries(const BreakdownQuery& q) const {
+  std::map<std::pair<std::string, std::string>, Amounts> acc;  // (day, currency)
+  if (q.filters.empty()) {
+    const std::string prefix = join({"d", q.site, mode_name(q.livemode), q.model, "all"}) + kSep;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+    for (it->Seek(prefix + q.from_day); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      const auto parts = split(std::string_view(it->key().data(), it->key().size()));
+      if (!q.to_day.empty() && parts[5] > q.to_day) break;
+      if (!q.currency.empty() && parts[6] != q.currency) continue;
+      acc[{std::string(parts[5]), std::string(parts[6])}].add(decode(it->value().ToString()));
+    }
+  } else {
+    scan_records(*db_, q, [&](simdjson::dom::element rec, const std::string&, const std::string&) {
+      if (!q.currency.empty() && std::string_view(rec["currency"]) != q.currency) return true;
+      const std::string day = utc_day(rec["paid_at"].get_int64());
+      for (auto& [k, a] : contributions(rec, {q.model}, {"all"}, q.filters)) {
+        acc[{day, std::string(split(k)[2])}].add(a);
+      }
+      return true;
+    });
   }
-  std::stable_sort(rows.begin(), rows.end(), [](const BreakdownRow& a, const BreakdownRow& b) {
-    return a.revenue > b.revenue;
+  return sorted_rows(acc, true);
+}
+
+PaymentPage ReadModels::payments(const BreakdownQuery& q, std::size_t limit,
+                                 const std::string& cursor) const {
+  PaymentPage page;
+  scan_records(*db_, q, [&](simdjson::dom::element rec, const std::string& raw, const std::string& key) {
+    if (!cursor.empty() && key > cursor) return true;  // shown on an earlier page
+    if (!q.currency.empty() && std::string_view(rec["currency"]) != q.currency) return true;
+    if (!q.filters.empty() && contributions(rec, {q.model}, {"all"}, q.filters).empty()) return true;
+    if (page.records.size() == limit) {
+      page.next_cursor = key;  // the first record of the next page
+      return false;
+    }
+    page.records.push_back(raw);
+    return true;
   });
-  return rows;
+  return page;
+}
+
+std::optional<std::string> ReadModels::payment(const std::string& site,
+                                               const std::string& payment_key) const {
+  std::string record;
+  if (!db_->Get(rocksdb::ReadOptions(), join({"p", site, payment_key}), &record).ok()) return std::nullopt;
+  return record;
 }
 
 }  // namespace revtrace::projections

@@ -3,6 +3,13 @@
 // applied idempotently: the previous revision's contributions are retracted, the new ones added,
 // and older or repeated revisions are ignored — so re-consuming the topic from the beginning
 // rebuilds exactly the same models.
+//
+// Layout (RocksDB, one database; parts separated by \x1f):
+//   p|site|payment                         latest record of a payment (payment detail)
+//   t|site|mode|day|paid_at|payment        time index (payment lists, filtered queries)
+//   d|site|mode|model|dim|day|cur|value    "revenue,net,payments" per UTC day (breakdowns)
+// Unfiltered breakdowns and time series read the day aggregates; queries with filters scan the
+// time index of the date range and recompute from the records with the same code.
 #include <rocksdb/db.h>
 
 #include <cstdint>
@@ -10,16 +17,19 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace revtrace::projections {
 
-// Dimensions a breakdown can group by. Touch dimensions split a payment by model credits;
-// payment dimensions (method, currency) take the whole amount.
+// Dimensions a breakdown can group or filter by. Touch dimensions split a payment by model
+// credits; payment dimensions (method, all) take the whole amount.
 [[nodiscard]] const std::vector<std::string_view>& group_by_dimensions();
+[[nodiscard]] const std::vector<std::string_view>& model_names();
+[[nodiscard]] bool is_touch_dimension(std::string_view dim);
 
 struct BreakdownRow {
-  std::string key;
+  std::string key;       // dimension value, or the day for time series
   std::string currency;
   std::int64_t revenue = 0;  // credited gross amount, minor units
   std::int64_t net = 0;      // credited net of refunds
@@ -32,7 +42,19 @@ struct BreakdownQuery {
   std::string model = "last_touch";
   std::string group_by = "channel";
   std::string currency;  // empty = all
+  std::string from_day;  // YYYY-MM-DD inclusive, empty = unbounded
+  std::string to_day;    // YYYY-MM-DD inclusive, empty = unbounded
+  std::vector<std::pair<std::string, std::string>> filters;  // (dimension, value)
 };
+
+struct PaymentPage {
+  std::vector<std::string> records;  // attributed-revenue JSON, newest first
+  std::string next_cursor;           // empty = no more
+};
+
+// "YYYY-MM-DD" of a Unix-ms instant in UTC.
+[[nodiscard]] std::string utc_day(std::int64_t unix_ms);
+[[nodiscard]] bool valid_day(std::string_view day);
 
 class ReadModels {
  public:
@@ -40,6 +62,12 @@ class ReadModels {
   // Applies one attributed-revenue record; returns false with `error` when it is malformed.
   [[nodiscard]] bool apply(std::string_view record, std::string& error);
   [[nodiscard]] std::vector<BreakdownRow> breakdown(const BreakdownQuery& q) const;
+  // Revenue per UTC day (group_by is ignored; filters apply).
+  [[nodiscard]] std::vector<BreakdownRow> timeseries(const BreakdownQuery& q) const;
+  [[nodiscard]] PaymentPage payments(const BreakdownQuery& q, std::size_t limit,
+                                     const std::string& cursor) const;
+  [[nodiscard]] std::optional<std::string> payment(const std::string& site,
+                                                   const std::string& payment_key) const;
 
  private:
   std::unique_ptr<rocksdb::DB> db_;
