@@ -189,6 +189,8 @@ std::vector<TopicSpec> revtrace_topics(const KafkaConfig& config) {
                    {{"cleanup.policy", "compact"}, {"retention.ms", "-1"}}});
   specs.push_back({std::string(topics::kDeadLetter), config.partitions, config.replication_factor,
                    forever});
+  specs.push_back({std::string(topics::kAdSpend), config.partitions, config.replication_factor,
+                   {{"cleanup.policy", "compact"}, {"retention.ms", "-1"}}});
   return specs;
 }
 

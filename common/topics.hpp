@@ -11,6 +11,9 @@ inline constexpr std::string_view kCheckoutRedirects = "revtrace.checkout-redire
 inline constexpr std::string_view kStripeEvents = "revtrace.stripe-events.v1";
 inline constexpr std::string_view kAttributedRevenue = "revtrace.attributed-revenue.v1";
 inline constexpr std::string_view kDeadLetter = "revtrace.dead-letter.v1";
+// Ad spend per site, day, channel, source, campaign and currency; compacted, the latest value per
+// key wins (key: site|day|channel|source|campaign|currency).
+inline constexpr std::string_view kAdSpend = "revtrace.ad-spend.v1";
 
 // Input topics are keyed by site_id, co-partitioned (same partition count) and kept forever.
 inline constexpr std::array<std::string_view, 3> kInputTopics{kWebEvents, kCheckoutRedirects,

@@ -12,6 +12,7 @@
 #include "common/http.hpp"
 #include "common/kafka.hpp"
 #include "common/topics.hpp"
+#include "projections/ad_spend.hpp"
 #include "projections/read_model.hpp"
 
 namespace revtrace::projections {
@@ -242,6 +243,92 @@ struct QueryService::Impl {
     return http::json_response(http::Status::ok, std::move(body));
   }
 
+  http::Response roas(const boost::urls::params_view& params, const std::string& site) {
+    BreakdownQuery q;
+    q.group_by = "campaign";
+    std::map<std::string, std::string> extra;
+    if (auto err = parse_query(params, site, q, extra, {"format"})) return std::move(*err);
+    if (q.group_by != "campaign" && q.group_by != "channel" && q.group_by != "source") {
+      return http::json_error(http::Status::bad_request, "bad_parameter",
+                              "group_by: ROAS groups by campaign, channel or source");
+    }
+    const auto rows = models_->roas(q);
+    auto ratio = [](std::int64_t num, std::int64_t den) -> std::string {
+      if (den == 0) return "null";
+      char buf[48];
+      std::snprintf(buf, sizeof buf, "%.4f", static_cast<double>(num) / static_cast<double>(den));
+      return buf;
+    };
+    if (extra.count("format") && extra["format"] == "csv") {
+      std::string body = q.group_by + ",currency,spend,revenue,net,payments,customers,roas,cost_per_customer\r\n";
+      for (const auto& r : rows) {
+        body += csv_field(r.key) + "," + r.currency + "," + std::to_string(r.spend) + "," +
+                std::to_string(r.revenue) + "," + std::to_string(r.net) + "," +
+                std::to_string(r.payments) + "," + std::to_string(r.customers) + "," +
+                ratio(r.revenue, r.spend) + "," + ratio(r.spend, r.customers) + "\r\n";
+      }
+      http::Response res{http::Status::ok, 11};
+      res.set(boost::beast::http::field::content_type, "text/csv; charset=utf-8");
+      res.body() = std::move(body);
+      res.prepare_payload();
+      return res;
+    }
+    std::string body = header(q) + "\"rows\":[";
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const auto& r = rows[i];
+      if (i) body += ',';
+      body += "{\"key\":\"";
+      http::append_json_escaped(body, r.key);
+      body += "\",\"currency\":\"" + r.currency + "\",\"spend\":" + std::to_string(r.spend) +
+              ",\"revenue\":" + std::to_string(r.revenue) + ",\"net\":" + std::to_string(r.net) +
+              ",\"payments\":" + std::to_string(r.payments) + ",\"customers\":" +
+              std::to_string(r.customers) + ",\"roas\":" + ratio(r.revenue, r.spend) +
+              ",\"cost_per_customer\":" + ratio(r.spend, r.customers) + "}";
+    }
+    body += "]}";
+    return http::json_response(http::Status::ok, std::move(body));
+  }
+
+  // PUT ad-spend: appended to the ad-spend topic; 200 once Kafka acknowledged every entry.
+  void put_ad_spend(const http::Request& req, const std::string& site, http::Responder respond) {
+    const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+    auto parsed = parse_ad_spend_json(req.body(), site, now);
+    if (!parsed.error.empty()) {
+      return respond(http::json_error(http::Status::bad_request, "invalid_ad_spend", parsed.error));
+    }
+    if (parsed.entries.empty()) {
+      return respond(http::json_error(http::Status::bad_request, "invalid_ad_spend", "no entries"));
+    }
+    struct Pending {
+      std::atomic<std::size_t> left;
+      std::atomic<bool> failed{false};
+      std::size_t total;
+      http::Responder respond;
+    };
+    auto pending = std::make_shared<Pending>();
+    pending->left = parsed.entries.size();
+    pending->total = parsed.entries.size();
+    pending->respond = respond;
+    auto done = [pending](rd_kafka_resp_err_t err) {
+      if (err) pending->failed = true;
+      if (pending->left.fetch_sub(1) != 1) return;
+      if (pending->failed) {
+        auto res = http::json_error(http::Status::service_unavailable, "unavailable",
+                                    "Kafka did not acknowledge the ad spend; retry");
+        res.set(boost::beast::http::field::retry_after, "5");
+        pending->respond(std::move(res));
+      } else {
+        pending->respond(http::json_response(
+            http::Status::ok, "{\"accepted\":" + std::to_string(pending->total) + "}"));
+      }
+    };
+    for (const auto& e : parsed.entries) {
+      if (producer->produce(common::topics::kAdSpend, e.key(), e.to_json(), done) != 0) done(RD_KAFKA_RESP_ERR__QUEUE_FULL);
+    }
+  }
+
   void handle(http::Request&& req, http::Responder respond) {
     const auto parsed = boost::urls::parse_origin_form(req.target());
     if (!parsed) {
@@ -259,12 +346,22 @@ struct QueryService::Impl {
     const auto route = site_route(path);
     if (!route) return respond(http::json_error(http::Status::not_found, "not_found", "no such route"));
     if (auto denied = authorize(req, route->site)) return respond(std::move(*denied));
+    if (route->rest == "/ad-spend") {
+      if (req.method() != boost::beast::http::verb::put) {
+        auto res = http::json_error(http::Status::method_not_allowed, "method_not_allowed",
+                                    "ad spend is written with PUT");
+        res.set(boost::beast::http::field::allow, "PUT");
+        return respond(std::move(res));
+      }
+      return put_ad_spend(req, route->site, respond);
+    }
     if (req.method() != boost::beast::http::verb::get) {
       auto res = http::json_error(http::Status::method_not_allowed, "method_not_allowed",
                                   "only GET is allowed here");
       res.set(boost::beast::http::field::allow, "GET");
       return respond(std::move(res));
     }
+    if (route->rest == "/roas") return respond(roas(parsed->params(), route->site));
     if (route->rest == "/revenue") return respond(revenue(parsed->params(), route->site, false));
     if (route->rest == "/timeseries") return respond(revenue(parsed->params(), route->site, true));
     if (route->rest == "/payments") return respond(payments(parsed->params(), route->site));
@@ -289,8 +386,19 @@ struct QueryService::Impl {
         }
         continue;
       }
+      const std::string_view value(static_cast<const char*>(m->payload), m->len);
+      if (std::string_view(rd_kafka_topic_name(m->rkt)) == common::topics::kAdSpend) {
+        if (auto entry = parse_ad_spend_record(value)) {
+          models_->apply_spend(*entry);
+        } else {
+          spdlog::warn("query: skipping malformed ad-spend record at partition {} offset {}",
+                       m->partition, m->offset);
+        }
+        (void)rd_kafka_offset_store(m->rkt, m->partition, m->offset);
+        continue;
+      }
       std::string error;
-      if (!models_->apply({static_cast<const char*>(m->payload), m->len}, error)) {
+      if (!models_->apply(value, error)) {
         spdlog::warn("query: skipping record at partition {} offset {}: {}", m->partition,
                      m->offset, error);
       }
@@ -304,6 +412,7 @@ struct QueryService::Impl {
   common::metrics::Counter& applied;
   std::unique_ptr<ReadModels> models_;
   kafka::HandlePtr consumer;
+  std::unique_ptr<kafka::Producer> producer;
   std::unique_ptr<http::Server> server;
   std::atomic<bool> stopping{false};
   std::thread worker;
@@ -326,10 +435,12 @@ void QueryService::start() {
                                                               {"enable.auto.offset.store", "false"},
                                                               {"auto.offset.reset", "earliest"}}));
   rd_kafka_poll_set_consumer(impl.consumer.get());
-  kafka::PartitionListPtr subscription(rd_kafka_topic_partition_list_new(1));
-  rd_kafka_topic_partition_list_add(subscription.get(),
-                                    std::string(common::topics::kAttributedRevenue).c_str(),
-                                    RD_KAFKA_PARTITION_UA);
+  kafka::PartitionListPtr subscription(rd_kafka_topic_partition_list_new(2));
+  for (auto topic : {common::topics::kAttributedRevenue, common::topics::kAdSpend}) {
+    rd_kafka_topic_partition_list_add(subscription.get(), std::string(topic).c_str(),
+                                      RD_KAFKA_PARTITION_UA);
+  }
+  impl.producer = std::make_unique<kafka::Producer>(impl.config.kafka);
   if (auto err = rd_kafka_subscribe(impl.consumer.get(), subscription.get())) {
     throw std::runtime_error(std::string("query: subscribe failed: ") + rd_kafka_err2str(err));
   }
@@ -354,6 +465,7 @@ void QueryService::stop() {
   if (impl_->server) impl_->server->stop(2s);
   if (impl_->worker.joinable()) impl_->worker.join();
   if (impl_->consumer) rd_kafka_consumer_close(impl_->consumer.get());
+  if (impl_->producer) (void)impl_->producer->flush(5s);
 }
 
 }  // namespace revtrace::projections

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <charconv>
 #include <map>
+#include <set>
 #include <stdexcept>
 
 namespace revtrace::projections {
@@ -378,6 +379,75 @@ PaymentPage ReadModels::payments(const BreakdownQuery& q, std::size_t limit,
     return true;
   });
   return page;
+}
+
+void ReadModels::apply_spend(const AdSpendEntry& e) {
+  const std::string key =
+      join({"s", e.site_id, e.day, e.channel, e.source, e.campaign, e.currency});
+  const auto s = db_->Put(rocksdb::WriteOptions(), key, std::to_string(e.amount));
+  if (!s.ok()) throw std::runtime_error("query: write failed: " + s.ToString());
+}
+
+std::vector<BreakdownRow> ReadModels::spend(const BreakdownQuery& q) const {
+  std::map<std::pair<std::string, std::string>, Amounts> acc;
+  const std::string prefix = join({"s", q.site}) + kSep;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  const std::size_t field = q.group_by == "channel" ? 3 : q.group_by == "source" ? 4 : 5;
+  for (it->Seek(prefix + q.from_day); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    const auto parts = split(std::string_view(it->key().data(), it->key().size()));
+    // s, site, day, channel, source, campaign, currency
+    if (!q.to_day.empty() && parts[2] > q.to_day) break;
+    if (!q.currency.empty() && parts[6] != q.currency) continue;
+    std::string_view value = parts[field];
+    if (value.empty()) value = kNone;
+    std::int64_t amount = 0;
+    const auto v = it->value();
+    std::from_chars(v.data(), v.data() + v.size(), amount);
+    acc[{std::string(value), std::string(parts[6])}].revenue += amount;
+    acc[{std::string(value), std::string(parts[6])}].payments = 1;
+  }
+  return sorted_rows(acc, false);
+}
+
+std::vector<RoasRow> ReadModels::roas(const BreakdownQuery& q) const {
+  std::map<std::pair<std::string, std::string>, RoasRow> acc;
+  std::map<std::pair<std::string, std::string>, std::set<std::string>> customers;
+  scan_records(*db_, q, [&](simdjson::dom::element rec, const std::string&, const std::string&) {
+    if (!q.currency.empty() && std::string_view(rec["currency"]) != q.currency) return true;
+    // Who paid: the Stripe customer, else the email hash, else the payment itself.
+    std::string who;
+    auto customer = rec["stripe"]["customer"];
+    auto email = rec["email_hash"];
+    if (!customer.error() && customer.is_string()) {
+      who = "c:" + std::string(customer.get_string().value());
+    } else if (!email.error() && email.is_string()) {
+      who = "e:" + std::string(email.get_string().value());
+    } else {
+      who = "p:" + std::string(std::string_view(rec["payment_key"]));
+    }
+    for (auto& [k, a] : contributions(rec, {q.model}, {q.group_by}, q.filters)) {
+      const auto parts = split(k);
+      const std::pair<std::string, std::string> key{std::string(parts[3]), std::string(parts[2])};
+      auto& row = acc[key];
+      row.revenue += a.revenue;
+      row.net += a.net;
+      row.payments += a.payments;
+      customers[key].insert(who);
+    }
+    return true;
+  });
+  for (const auto& s : spend(q)) acc[{s.key, s.currency}].spend += s.revenue;
+  std::vector<RoasRow> rows;
+  for (auto& [k, row] : acc) {
+    row.key = k.first;
+    row.currency = k.second;
+    row.customers = static_cast<std::int64_t>(customers[k].size());
+    rows.push_back(row);
+  }
+  std::stable_sort(rows.begin(), rows.end(), [](const RoasRow& a, const RoasRow& b) {
+    return a.spend != b.spend ? a.spend > b.spend : a.revenue > b.revenue;
+  });
+  return rows;
 }
 
 std::optional<std::string> ReadModels::payment(const std::string& site,

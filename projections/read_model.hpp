@@ -8,6 +8,7 @@
 //   p|site|payment                         latest record of a payment (payment detail)
 //   t|site|mode|day|paid_at|payment        time index (payment lists, filtered queries)
 //   d|site|mode|model|dim|day|cur|value    "revenue,net,payments" per UTC day (breakdowns)
+//   s|site|day|channel|source|campaign|cur  ad spend (minor units), latest value wins
 // Unfiltered breakdowns and time series read the day aggregates; queries with filters scan the
 // time index of the date range and recompute from the records with the same code.
 #include <rocksdb/db.h>
@@ -19,6 +20,8 @@
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "projections/ad_spend.hpp"
 
 namespace revtrace::projections {
 
@@ -34,6 +37,16 @@ struct BreakdownRow {
   std::int64_t revenue = 0;  // credited gross amount, minor units
   std::int64_t net = 0;      // credited net of refunds
   std::int64_t payments = 0;
+};
+
+struct RoasRow {
+  std::string key;
+  std::string currency;
+  std::int64_t spend = 0;
+  std::int64_t revenue = 0;
+  std::int64_t net = 0;
+  std::int64_t payments = 0;
+  std::int64_t customers = 0;  // distinct paying customers credited (customer, email or visitor)
 };
 
 struct BreakdownQuery {
@@ -68,6 +81,13 @@ class ReadModels {
                                      const std::string& cursor) const;
   [[nodiscard]] std::optional<std::string> payment(const std::string& site,
                                                    const std::string& payment_key) const;
+  // Ad spend: the latest entry per (site, day, channel, source, campaign, currency) wins.
+  void apply_spend(const AdSpendEntry& entry);
+  // Spend in the query's date range grouped by q.group_by (channel, source or campaign), per
+  // currency; rows carry the spend in `revenue`.
+  [[nodiscard]] std::vector<BreakdownRow> spend(const BreakdownQuery& q) const;
+  // Spend against credited revenue per channel, source or campaign (q.group_by) and currency.
+  [[nodiscard]] std::vector<RoasRow> roas(const BreakdownQuery& q) const;
 
  private:
   std::unique_ptr<rocksdb::DB> db_;
