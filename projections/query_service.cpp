@@ -21,6 +21,9 @@ namespace http = common::http;
 namespace kafka = common::kafka;
 using namespace std::chrono_literals;
 
+// The dashboard page, compiled in from projections/dashboard/index.html.
+std::string_view dashboard_html();
+
 namespace {
 
 bool token_equals(std::string_view a, std::string_view b) {
@@ -336,6 +339,17 @@ struct QueryService::Impl {
     }
     const std::string path = parsed->path();
     if (path == "/healthz") return respond(http::json_response(http::Status::ok, R"({"status":"ok"})"));
+    if (path == "/" || path == "/index.html") {
+      http::Response res{http::Status::ok, req.version()};
+      res.set(boost::beast::http::field::content_type, "text/html; charset=utf-8");
+      res.set(boost::beast::http::field::cache_control, "no-cache");
+      res.set("Content-Security-Policy",
+              "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+              "img-src 'self' data:");
+      res.body() = std::string(dashboard_html());
+      res.prepare_payload();
+      return respond(std::move(res));
+    }
     if (path == "/metrics") {
       http::Response res{http::Status::ok, req.version()};
       res.set(boost::beast::http::field::content_type, "text/plain; version=0.0.4");
