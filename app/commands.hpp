@@ -1,9 +1,13 @@
 #pragma once
+#include <string>
+
 #include "common/config.hpp"
 
 namespace revtrace::app {
 
 int run_topics(const common::Config& config, bool create);
+int run_ad_spend_import(const common::Config& config, const std::string& site,
+                        const std::string& file);
 struct DevOptions {
   bool demo = false;
   std::string data_dir = "./data/dev";

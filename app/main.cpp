@@ -98,7 +98,16 @@ int main(int argc, char** argv) {
   auto* topics_create = topics->add_subcommand("create", "Create missing topics with their settings");
   auto* topics_check = topics->add_subcommand(
       "check", "Verify every topic exists with the right settings and co-partitioning");
-  for (auto* cmd : {gateway, processor, query, dev, topics, topics_create, topics_check}) {
+  auto* ad_spend = app.add_subcommand("ad-spend", "Ad spend for ROAS");
+  ad_spend->require_subcommand(1);
+  auto* ad_spend_import = ad_spend->add_subcommand(
+      "import", "Append ad spend from a CSV file (day,channel,source,campaign,amount,currency)");
+  std::string spend_site;
+  std::string spend_file;
+  ad_spend_import->add_option("--site", spend_site, "Site id")->required();
+  ad_spend_import->add_option("--file", spend_file, "CSV file; amount in minor units")->required();
+  for (auto* cmd : {gateway, processor, query, dev, topics, topics_create, topics_check, ad_spend,
+                    ad_spend_import}) {
     add_global_options(*cmd, global);
   }
 
@@ -112,6 +121,9 @@ int main(int argc, char** argv) {
     if (query->parsed()) return run_service<revtrace::projections::QueryService>(config, "query");
     if (dev->parsed()) return revtrace::app::run_dev(std::move(config), dev_options);
     if (topics->parsed()) return revtrace::app::run_topics(config, topics_create->parsed());
+    if (ad_spend_import->parsed()) {
+      return revtrace::app::run_ad_spend_import(config, spend_site, spend_file);
+    }
   } catch (const revtrace::common::ConfigError& e) {
     std::cerr << "revtrace: " << e.what() << "\n";
     return 2;

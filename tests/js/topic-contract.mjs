@@ -24,6 +24,7 @@ export const TOPICS = [
   'revtrace.stripe-events.v1',
   'revtrace.attributed-revenue.v1',
   'revtrace.dead-letter.v1',
+  'revtrace.ad-spend.v1',
 ];
 
 export const SCHEMA_SUFFIX = '.schema.json';
