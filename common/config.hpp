@@ -61,8 +61,15 @@ struct GatewayConfig {
 struct ProcessorConfig {
   std::string data_dir = "/var/lib/revtrace/processor";
   std::string group_id = "revtrace-processor";
+  // Stable identity of this instance: its transactional.id is <group_id>-<instance_id>, so a
+  // restarted instance fences its own zombie. Empty = derived from the host name and data_dir.
+  std::string instance_id;
   std::string metrics_listen = "127.0.0.1:9101";
   std::int64_t transaction_interval_ms = 100;
+  // Output generation: every attributed-revenue record carries it, and consumers order revisions
+  // by (generation, revision). Bump it (and run `revtrace replay`) to recompute everything after
+  // a rule change: the new results then supersede the old ones.
+  std::int64_t generation = 1;
 };
 
 struct QueryConfig {

@@ -1,10 +1,14 @@
 #include "processor/processor.hpp"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <map>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include "common/http.hpp"
@@ -40,24 +44,43 @@ domain::SiteSettings settings_of(const common::SiteConfig& site) {
   return s;
 }
 
+std::string default_instance_id(const std::string& data_dir) {
+  char host[256] = {0};
+  ::gethostname(host, sizeof host - 1);
+  return std::string(host) + "-" + std::to_string(std::hash<std::string>{}(data_dir) % 1000000);
+}
+
 }  // namespace
+
+// One partition number's engine, over the state scoped to that partition.
+struct PartitionEngine {
+  PartitionEngine(StagedStore& staged, std::int32_t partition,
+                  std::function<const domain::SiteSettings&(std::string_view)> settings)
+      : store(staged, partition), engine(store, std::move(settings)) {}
+  PartitionStore store;
+  domain::AttributionEngine engine;
+};
 
 struct Processor::Impl {
   Impl(const common::Config& c, common::metrics::Registry& m)
       : config(c),
         metrics(m),
         records_in(m.counter("revtrace_processor_records_total", "Input records processed.")),
+        replayed(m.counter("revtrace_processor_replayed_records_total",
+                           "Records re-processed with output suppressed to rebuild state.")),
         revenue_out(m.counter("revtrace_processor_revenue_records_total",
                               "Attributed-revenue records emitted.")),
         dead_letters(m.counter("revtrace_processor_dead_letters_total",
                                "Records sent to the dead-letter topic.")),
         skipped(m.counter("revtrace_processor_skipped_total",
                           "Records skipped (unused Stripe event types, duplicates).")),
-        commits(m.counter("revtrace_processor_transactions_total", "Transactions.",
+        commits(m.counter("revtrace_processor_transactions_total", "Kafka transactions.",
                           "outcome=\"committed\"")),
-        aborts(m.counter("revtrace_processor_transactions_total", "Transactions.",
-                         "outcome=\"aborted\"")) {
+        aborts(m.counter("revtrace_processor_transactions_total", "Kafka transactions.",
+                         "outcome=\"aborted\"")),
+        rebalances(m.counter("revtrace_processor_rebalances_total", "Partition assignments.")) {
     for (const auto& site : config.sites) sites.emplace(site.id, settings_of(site));
+    generation_prefix = "{\"generation\":" + std::to_string(config.processor.generation) + ",";
   }
 
   const domain::SiteSettings& site_settings(std::string_view id) {
@@ -70,37 +93,155 @@ struct Processor::Impl {
     return it->second;
   }
 
+  domain::AttributionEngine& engine_for(std::int32_t partition) {
+    auto it = engines.find(partition);
+    if (it == engines.end()) {
+      it = engines
+               .emplace(partition, std::make_unique<PartitionEngine>(
+                                       *staged, partition,
+                                       [this](std::string_view id) -> const domain::SiteSettings& {
+                                         return site_settings(id);
+                                       }))
+               .first;
+    }
+    return it->second->engine;
+  }
+
+  static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                           rd_kafka_topic_partition_list_t* parts, void* opaque) {
+    static_cast<Impl*>(opaque)->rebalance(rk, err, parts);
+  }
+
+  // Assignment: bring each partition number's local state in line with the group's committed
+  // offsets before producing anything for it (see processor/RECOVERY.md).
+  void rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
+    rebalanced = true;
+    rebalances.inc();
+    if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      spdlog::info("processor: {} partitions revoked", parts->cnt);
+      std::lock_guard lock(assignment_mutex);
+      rd_kafka_assign(rk, nullptr);
+      assignment.clear();
+      catch_up.clear();
+      paused.clear();
+      engines.clear();
+      return;
+    }
+    if (auto e = rd_kafka_committed(rk, parts, 30000)) {
+      spdlog::error("processor: reading committed offsets failed: {}", rd_kafka_err2str(e));
+    }
+    std::map<std::int32_t, std::vector<rd_kafka_topic_partition_t*>> by_partition;
+    for (int i = 0; i < parts->cnt; ++i) by_partition[parts->elems[i].partition].push_back(&parts->elems[i]);
+    std::lock_guard lock(assignment_mutex);
+    for (auto& [p, tps] : by_partition) {
+      bool ahead = false;
+      for (auto* tp : tps) {
+        const std::int64_t committed = tp->offset >= 0 ? tp->offset : 0;
+        const std::int64_t local = state->offset({tp->topic, p}).value_or(0);
+        if (local > committed) ahead = true;
+      }
+      if (ahead) {
+        spdlog::warn("processor: partition {}: local state is ahead of the group's committed "
+                     "offsets (offsets were reset?): dropping it and rebuilding from the log", p);
+        drop_partition(*state, p);
+      }
+      bool behind = false;
+      for (auto* tp : tps) {
+        const std::int64_t committed = tp->offset >= 0 ? tp->offset : 0;
+        const std::int64_t local = state->offset({tp->topic, p}).value_or(0);
+        if (local < committed) {
+          catch_up[{tp->topic, p}] = committed;
+          behind = true;
+          spdlog::info("processor: {}[{}]: rebuilding state from offset {} to {} with output "
+                       "suppressed", tp->topic, p, local, committed);
+        }
+        tp->offset = local;
+        assignment.insert({tp->topic, p});
+      }
+      if (!behind) {
+        spdlog::info("processor: partition {}: state is current", p);
+      }
+    }
+    rd_kafka_assign(rk, parts);
+    // While a partition number is catching up in one topic, hold its other topics back, so live
+    // output is only computed on complete state.
+    for (auto& [tp, target] : catch_up) pause_group_except_catching_up(tp.partition);
+  }
+
+  void pause_group_except_catching_up(std::int32_t partition) {
+    kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(3));
+    for (auto t : topics::kInputTopics) {
+      TopicPartition tp{std::string(t), partition};
+      if (catch_up.count(tp) == 0 && assignment.count(tp) && paused.insert(tp).second) {
+        rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), partition);
+      }
+    }
+    if (list->cnt > 0) rd_kafka_pause_partitions(consumer.get(), list.get());
+  }
+
+  // Partitions whose position reached their catch-up target go live; their group resumes. The
+  // position (not the last record) counts: transaction markers occupy offsets too.
+  void finish_catch_up() {
+    if (catch_up.empty()) return;
+    kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(catch_up.size())));
+    for (const auto& [tp, target] : catch_up) {
+      rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition);
+    }
+    rd_kafka_position(consumer.get(), list.get());
+    std::set<std::int32_t> done;
+    for (int i = 0; i < list->cnt; ++i) {
+      const auto& e = list->elems[i];
+      auto it = catch_up.find({e.topic, e.partition});
+      if (it != catch_up.end() && e.offset >= it->second) {
+        done.insert(e.partition);
+        catch_up.erase(it);
+      }
+    }
+    for (auto p : done) {
+      bool still = false;
+      for (const auto& [tp, _] : catch_up) still = still || tp.partition == p;
+      if (still) continue;
+      kafka::PartitionListPtr resume(rd_kafka_topic_partition_list_new(3));
+      for (auto it = paused.begin(); it != paused.end();) {
+        if (it->partition == p) {
+          rd_kafka_topic_partition_list_add(resume.get(), it->topic.c_str(), p);
+          it = paused.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      if (resume->cnt > 0) rd_kafka_resume_partitions(consumer.get(), resume.get());
+      spdlog::info("processor: partition {}: state rebuilt, processing live", p);
+    }
+  }
+
   void open() {
     state = std::make_unique<RocksState>(config.processor.data_dir);
     staged = std::make_unique<StagedStore>(*state);
-    engine = std::make_unique<domain::AttributionEngine>(
-        *staged, [this](std::string_view id) -> const domain::SiteSettings& {
-          return site_settings(id);
-        });
-    consumer = kafka::make_handle(
-        RD_KAFKA_CONSUMER,
-        kafka::make_conf(config.kafka, {{"group.id", config.processor.group_id},
-                                        {"isolation.level", "read_committed"},
-                                        {"enable.auto.commit", "false"},
-                                        {"enable.auto.offset.store", "false"},
-                                        {"auto.offset.reset", "earliest"},
-                                        {"partition.assignment.strategy", "cooperative-sticky"}}));
+    auto conf = kafka::make_conf(config.kafka, {{"group.id", config.processor.group_id},
+                                                {"isolation.level", "read_committed"},
+                                                {"enable.auto.commit", "false"},
+                                                {"enable.auto.offset.store", "false"},
+                                                {"auto.offset.reset", "earliest"},
+                                                // range assigns partition p of every input topic
+                                                // to the same member: co-partitioning.
+                                                {"partition.assignment.strategy", "range"}});
+    rd_kafka_conf_set_rebalance_cb(conf.get(), &Impl::on_rebalance);
+    rd_kafka_conf_set_opaque(conf.get(), this);
+    consumer = kafka::make_handle(RD_KAFKA_CONSUMER, std::move(conf));
     rd_kafka_poll_set_consumer(consumer.get());
-    kafka::PartitionListPtr subscription(rd_kafka_topic_partition_list_new(3));
-    for (auto t : topics::kInputTopics) {
-      rd_kafka_topic_partition_list_add(subscription.get(), std::string(t).c_str(),
-                                        RD_KAFKA_PARTITION_UA);
-    }
-    if (auto err = rd_kafka_subscribe(consumer.get(), subscription.get())) {
-      throw std::runtime_error(std::string("processor: subscribe failed: ") + rd_kafka_err2str(err));
-    }
+    const std::string instance = config.processor.instance_id.empty()
+                                     ? default_instance_id(config.processor.data_dir)
+                                     : config.processor.instance_id;
     producer = kafka::make_handle(
         RD_KAFKA_PRODUCER,
-        kafka::make_conf(config.kafka, {{"transactional.id", config.processor.group_id + "-txn"},
-                                        {"enable.idempotence", "true"},
-                                        {"acks", "all"},
-                                        {"linger.ms", "5"},
-                                        {"compression.type", "lz4"}}));
+        kafka::make_conf(config.kafka,
+                         {{"transactional.id", config.processor.group_id + "-" + instance},
+                          {"enable.idempotence", "true"},
+                          {"acks", "all"},
+                          {"linger.ms", "5"},
+                          {"compression.type", "lz4"},
+                          {"transaction.timeout.ms", "60000"}}));
     for (;;) {
       const auto status = kafka::classify(rd_kafka_init_transactions(producer.get(), 60000));
       if (status.ok()) break;
@@ -109,14 +250,23 @@ struct Processor::Impl {
       }
       spdlog::warn("processor: init_transactions: {} (retrying)", status.message);
     }
+    kafka::PartitionListPtr subscription(rd_kafka_topic_partition_list_new(3));
+    for (auto t : topics::kInputTopics) {
+      rd_kafka_topic_partition_list_add(subscription.get(), std::string(t).c_str(),
+                                        RD_KAFKA_PARTITION_UA);
+    }
+    if (auto err = rd_kafka_subscribe(consumer.get(), subscription.get())) {
+      throw std::runtime_error(std::string("processor: subscribe failed: ") + rd_kafka_err2str(err));
+    }
     metrics.gauge_fn("revtrace_processor_state_bytes", "Approximate RocksDB state size.", "",
                      [this] { return static_cast<double>(state->approximate_size()); });
   }
 
   void produce(std::string_view topic, std::string_view key, std::string_view value) {
+    const std::string topic_name(topic);
     for (;;) {
       const auto err = rd_kafka_producev(
-          producer.get(), RD_KAFKA_V_TOPIC(std::string(topic).c_str()),
+          producer.get(), RD_KAFKA_V_TOPIC(topic_name.c_str()),
           RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
           RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
@@ -128,22 +278,25 @@ struct Processor::Impl {
     }
   }
 
-  void handle(const rd_kafka_message_t* m) {
+  // Feeds one record to its partition's engine; writes outputs unless `suppress` (state rebuild).
+  void handle(const rd_kafka_message_t* m, bool suppress) {
     const std::string_view topic = rd_kafka_topic_name(m->rkt);
-    const std::string_view value(static_cast<const char*>(m->payload), m->len);
+    const std::string_view value(static_cast<const char*>(m->payload), m->payload ? m->len : 0);
+    auto& engine = engine_for(m->partition);
     domain::Outcome outcome;
     if (topic == topics::kWebEvents) {
-      outcome = engine->on_web_event(value);
+      outcome = engine.on_web_event(value);
     } else if (topic == topics::kCheckoutRedirects) {
-      outcome = engine->on_checkout_redirect(value);
+      outcome = engine.on_checkout_redirect(value);
     } else {
-      outcome = engine->on_stripe_event(value);
+      outcome = engine.on_stripe_event(value);
     }
-    records_in.inc();
+    (suppress ? replayed : records_in).inc();
+    if (suppress) return;
     switch (outcome.kind) {
       case domain::Outcome::Kind::applied:
         for (const auto& rec : outcome.revenue) {
-          produce(topics::kAttributedRevenue, rec.key, rec.value);
+          produce(topics::kAttributedRevenue, rec.key, with_generation(rec.value));
           revenue_out.inc();
         }
         break;
@@ -161,44 +314,73 @@ struct Processor::Impl {
     }
   }
 
+  // The engine's record with the configured generation as its first field.
+  std::string with_generation(const std::string& value) const {
+    return generation_prefix + std::string_view(value).substr(1);
+  }
+
+  static int topic_rank(std::string_view topic) {
+    return topic == topics::kWebEvents ? 0 : topic == topics::kCheckoutRedirects ? 1 : 2;
+  }
+
   // Processes one batch in one transaction; returns false when the process must stop.
   bool process_batch(std::vector<kafka::MessagePtr>& batch) {
-    // Within a batch, web evidence goes before payments: fewer intermediate revisions. The latest
-    // revision does not depend on this order (the engine is order-independent by contract).
-    std::stable_partition(batch.begin(), batch.end(), [](const kafka::MessagePtr& m) {
-      return std::string_view(rd_kafka_topic_name(m->rkt)) != topics::kStripeEvents;
+    // A deterministic order within the batch (web evidence before payments, then offsets): fewer
+    // intermediate revisions, and the same order whenever the same batch is re-run.
+    std::stable_sort(batch.begin(), batch.end(), [](const kafka::MessagePtr& a, const kafka::MessagePtr& b) {
+      const int ra = topic_rank(rd_kafka_topic_name(a->rkt));
+      const int rb = topic_rank(rd_kafka_topic_name(b->rkt));
+      if (ra != rb) return ra < rb;
+      if (a->partition != b->partition) return a->partition < b->partition;
+      return a->offset < b->offset;
     });
     std::map<TopicPartition, std::int64_t> first;
-    std::map<TopicPartition, std::int64_t> next;
-    for (const auto& m : batch) {
+    std::map<TopicPartition, std::int64_t> next;       // every record: the local state's offsets
+    std::map<TopicPartition, std::int64_t> live_next;  // records with output: the group's offsets
+    std::vector<bool> suppress(batch.size(), false);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const auto& m = batch[i];
       TopicPartition tp{rd_kafka_topic_name(m->rkt), m->partition};
       first.try_emplace(tp, m->offset);
       next[tp] = std::max(next[tp], m->offset + 1);
+      auto it = catch_up.find(tp);
+      suppress[i] = it != catch_up.end() && m->offset < it->second;
+      if (!suppress[i]) live_next[tp] = std::max(live_next[tp], m->offset + 1);
     }
-    if (auto s = kafka::classify(rd_kafka_begin_transaction(producer.get())); !s.ok()) {
-      spdlog::critical("processor: begin_transaction: {}", s.message);
-      return false;
+    const bool transactional = !live_next.empty();
+    if (transactional) {
+      if (auto s = kafka::classify(rd_kafka_begin_transaction(producer.get())); !s.ok()) {
+        spdlog::critical("processor: begin_transaction: {}", s.message);
+        return false;
+      }
     }
-    for (const auto& m : batch) handle(m.get());
-    kafka::PartitionListPtr offsets(rd_kafka_topic_partition_list_new(static_cast<int>(next.size())));
-    for (const auto& [tp, off] : next) {
-      rd_kafka_topic_partition_list_add(offsets.get(), tp.topic.c_str(), tp.partition)->offset = off;
-      staged->set_offset(tp, off);
-    }
-    std::unique_ptr<rd_kafka_consumer_group_metadata_t, ConsumerGroupMetadataDeleter> group(
-        rd_kafka_consumer_group_metadata(consumer.get()));
-    auto status = kafka::classify(
-        rd_kafka_send_offsets_to_transaction(producer.get(), offsets.get(), group.get(), 30000));
-    if (status.ok()) {
-      for (;;) {
-        status = kafka::classify(rd_kafka_commit_transaction(producer.get(), 60000));
-        if (status.cls != kafka::ErrorClass::retriable) break;
-        spdlog::warn("processor: commit_transaction: {} (retrying)", status.message);
+    for (std::size_t i = 0; i < batch.size(); ++i) handle(batch[i].get(), suppress[i]);
+    kafka::Status status;
+    if (transactional) {
+      kafka::PartitionListPtr offsets(
+          rd_kafka_topic_partition_list_new(static_cast<int>(live_next.size())));
+      for (const auto& [tp, off] : live_next) {
+        rd_kafka_topic_partition_list_add(offsets.get(), tp.topic.c_str(), tp.partition)->offset = off;
+      }
+      std::unique_ptr<rd_kafka_consumer_group_metadata_t, ConsumerGroupMetadataDeleter> group(
+          rd_kafka_consumer_group_metadata(consumer.get()));
+      status = kafka::classify(
+          rd_kafka_send_offsets_to_transaction(producer.get(), offsets.get(), group.get(), 30000));
+      if (status.ok()) {
+        for (;;) {
+          status = kafka::classify(rd_kafka_commit_transaction(producer.get(), 60000));
+          if (status.cls != kafka::ErrorClass::retriable) break;
+          spdlog::warn("processor: commit_transaction: {} (retrying)", status.message);
+        }
       }
     }
     if (status.ok()) {
+      // Kafka committed first; a crash before this write leaves the local state behind the
+      // group's offsets, which the next assignment repairs by re-processing the gap.
+      for (const auto& [tp, off] : next) staged->set_offset(tp, off);
       staged->commit();
-      commits.inc();
+      if (transactional) commits.inc();
+      finish_catch_up();
       return true;
     }
     if (status.cls == kafka::ErrorClass::fatal) {
@@ -209,6 +391,7 @@ struct Processor::Impl {
     spdlog::warn("processor: transaction aborted ({}); rewinding {} partitions", status.message,
                  first.size());
     staged->discard();
+    engines.clear();  // engines may cache state read during the aborted batch
     aborts.inc();
     if (auto s = kafka::classify(rd_kafka_abort_transaction(producer.get(), 60000)); !s.ok()) {
       spdlog::critical("processor: abort_transaction: {}", s.message);
@@ -217,7 +400,11 @@ struct Processor::Impl {
     for (const auto& [tp, off] : first) {
       kafka::PartitionListPtr rewind(rd_kafka_topic_partition_list_new(1));
       rd_kafka_topic_partition_list_add(rewind.get(), tp.topic.c_str(), tp.partition)->offset = off;
-      kafka::classify(rd_kafka_seek_partitions(consumer.get(), rewind.get(), 10000));
+      if (auto* e = rd_kafka_seek_partitions(consumer.get(), rewind.get(), 10000)) {
+        spdlog::critical("processor: rewind failed: {}", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        return false;
+      }
     }
     return true;
   }
@@ -226,15 +413,25 @@ struct Processor::Impl {
     std::vector<kafka::MessagePtr> batch;
     while (!stopping.load()) {
       batch.clear();
-      const auto deadline =
-          std::chrono::steady_clock::now() + std::chrono::milliseconds(config.processor.transaction_interval_ms);
+      rebalanced = false;
+      const auto deadline = std::chrono::steady_clock::now() +
+                            std::chrono::milliseconds(config.processor.transaction_interval_ms);
       while (batch.size() < 5000) {
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
             deadline - std::chrono::steady_clock::now());
         kafka::MessagePtr m(rd_kafka_consumer_poll(
-            consumer.get(), batch.empty() ? 100 : static_cast<int>(std::max(0L, left.count()))));
+            consumer.get(), batch.empty() ? 100 : static_cast<int>(std::max<long>(0, left.count()))));
+        if (rebalanced) {
+          // Records fetched before the assignment changed are re-fetched from the new positions.
+          batch.clear();
+          rebalanced = false;
+          if (m) continue;
+        }
         if (!m) {
-          if (batch.empty() && !stopping.load()) continue;
+          if (batch.empty() && !stopping.load()) {
+            finish_catch_up();
+            continue;
+          }
           break;
         }
         if (m->err) {
@@ -260,18 +457,48 @@ struct Processor::Impl {
     }
   }
 
+  // Consumer lag per assigned partition, from the cached high watermarks.
+  std::string lag_metrics() {
+    std::string out =
+        "# HELP revtrace_processor_consumer_lag Records behind the partition's end.\n"
+        "# TYPE revtrace_processor_consumer_lag gauge\n";
+    std::lock_guard lock(assignment_mutex);
+    if (assignment.empty()) return out;
+    kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(assignment.size())));
+    for (const auto& tp : assignment) rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition);
+    rd_kafka_position(consumer.get(), list.get());
+    for (int i = 0; i < list->cnt; ++i) {
+      const auto& e = list->elems[i];
+      std::int64_t low = 0;
+      std::int64_t high = 0;
+      if (rd_kafka_get_watermark_offsets(consumer.get(), e.topic, e.partition, &low, &high)) continue;
+      const std::int64_t pos = e.offset >= 0 ? e.offset : low;
+      out += "revtrace_processor_consumer_lag{topic=\"" + std::string(e.topic) + "\",partition=\"" +
+             std::to_string(e.partition) + "\"} " + std::to_string(std::max<std::int64_t>(0, high - pos)) + "\n";
+    }
+    return out;
+  }
+
   const common::Config& config;
   common::metrics::Registry& metrics;
   common::metrics::Counter& records_in;
+  common::metrics::Counter& replayed;
   common::metrics::Counter& revenue_out;
   common::metrics::Counter& dead_letters;
   common::metrics::Counter& skipped;
   common::metrics::Counter& commits;
   common::metrics::Counter& aborts;
+  common::metrics::Counter& rebalances;
   std::map<std::string, domain::SiteSettings> sites;
+  std::string generation_prefix;
   std::unique_ptr<RocksState> state;
   std::unique_ptr<StagedStore> staged;
-  std::unique_ptr<domain::AttributionEngine> engine;
+  std::map<std::int32_t, std::unique_ptr<PartitionEngine>> engines;
+  std::mutex assignment_mutex;
+  std::set<TopicPartition> assignment;
+  std::map<TopicPartition, std::int64_t> catch_up;  // suppress output below these offsets
+  std::set<TopicPartition> paused;
+  bool rebalanced = false;
   kafka::HandlePtr consumer;
   kafka::HandlePtr producer;
   std::unique_ptr<common::http::Server> http;
@@ -305,7 +532,7 @@ void Processor::start() {
         } else if (req.target() == "/metrics") {
           http::Response res{http::Status::ok, req.version()};
           res.set(boost::beast::http::field::content_type, "text/plain; version=0.0.4");
-          res.body() = impl->metrics.render();
+          res.body() = impl->metrics.render() + impl->lag_metrics();
           res.prepare_payload();
           respond(std::move(res));
         } else {

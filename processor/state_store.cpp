@@ -4,6 +4,8 @@
 
 #include <stdexcept>
 
+#include "common/topics.hpp"
+
 namespace revtrace::processor {
 namespace {
 
@@ -91,6 +93,26 @@ void StagedStore::commit() {
 void StagedStore::discard() {
   pending_.clear();
   offsets_.clear();
+}
+
+std::string partition_prefix(std::int32_t partition) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "p%05d/", partition);
+  return buf;
+}
+
+void drop_partition(RocksState& state, std::int32_t partition) {
+  const std::string begin = state_key(partition_prefix(partition));
+  const std::string end = state_key(partition_prefix(partition + 1));
+  rocksdb::WriteBatch batch;
+  batch.DeleteRange(begin, end);
+  for (auto topic : common::topics::kInputTopics) {
+    batch.Delete(offset_key({std::string(topic), partition}));
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  const auto status = state.db().Write(wo, &batch);
+  if (!status.ok()) throw std::runtime_error("processor: state drop failed: " + status.ToString());
 }
 
 }  // namespace revtrace::processor

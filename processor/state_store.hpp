@@ -36,13 +36,14 @@ class RocksState {
   std::unique_ptr<rocksdb::DB> db_;
 };
 
-// A write-buffering view over RocksState: reads see the batch's own writes first.
-class StagedStore final : public domain::StateStore {
+// A write-buffering view over RocksState: reads see the batch's own writes first. Keys are the
+// full state keys (see partition_prefix); offsets are staged alongside and written atomically.
+class StagedStore {
  public:
   explicit StagedStore(RocksState& base) : base_(base) {}
-  [[nodiscard]] std::optional<std::string> get(std::string_view key) const override;
-  void put(std::string_view key, std::string_view value) override;
-  void erase(std::string_view key) override;
+  [[nodiscard]] std::optional<std::string> get(std::string_view key) const;
+  void put(std::string_view key, std::string_view value);
+  void erase(std::string_view key);
   void set_offset(const TopicPartition& tp, std::int64_t next_offset);
   // Writes staged state and offsets atomically (fsync'd WAL), then clears the stage.
   void commit();
@@ -54,5 +55,30 @@ class StagedStore final : public domain::StateStore {
   std::unordered_map<std::string, std::optional<std::string>> pending_;
   std::map<TopicPartition, std::int64_t> offsets_;
 };
+
+// The engine's state of one input partition number (the same number in every co-partitioned
+// input topic, so one site's state is always in one scope). Scoping by partition lets a partition's
+// state move between instances: it can be dropped and rebuilt on its own.
+[[nodiscard]] std::string partition_prefix(std::int32_t partition);
+
+class PartitionStore final : public domain::StateStore {
+ public:
+  PartitionStore(StagedStore& staged, std::int32_t partition)
+      : staged_(staged), prefix_(partition_prefix(partition)) {}
+  [[nodiscard]] std::optional<std::string> get(std::string_view key) const override {
+    return staged_.get(prefix_ + std::string(key));
+  }
+  void put(std::string_view key, std::string_view value) override {
+    staged_.put(prefix_ + std::string(key), value);
+  }
+  void erase(std::string_view key) override { staged_.erase(prefix_ + std::string(key)); }
+
+ private:
+  StagedStore& staged_;
+  std::string prefix_;
+};
+
+// Deletes the state and the stored offsets of one partition number (before a rebuild).
+void drop_partition(RocksState& state, std::int32_t partition);
 
 }  // namespace revtrace::processor

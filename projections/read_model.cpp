@@ -170,6 +170,12 @@ std::map<std::string, Amounts> contributions(simdjson::dom::element rec,
   return out;
 }
 
+std::int64_t generation_of(simdjson::dom::element rec) {
+  std::int64_t g = 0;
+  if (rec["generation"].get(g)) return 0;
+  return g;
+}
+
 std::string index_key(std::string_view site, bool live, std::int64_t paid_at,
                       std::string_view payment) {
   char ts[24];
@@ -267,7 +273,11 @@ bool ReadModels::apply(std::string_view record, std::string& error) {
     std::string stored;
     if (db_->Get(rocksdb::ReadOptions(), pkey, &stored).ok()) {
       simdjson::dom::element prev = previous_parser.parse(stored);
-      if (std::int64_t(prev["revision"]) >= revision) return true;  // old or repeated revision
+      // Revisions are ordered by (generation, revision); a replay with a new generation supersedes.
+      if (std::make_pair(generation_of(prev), std::int64_t(prev["revision"])) >=
+          std::make_pair(generation_of(rec), revision)) {
+        return true;  // an old or repeated revision
+      }
       accumulate(prev, -1);
       batch.Delete(index_key(site, prev["livemode"].get_bool(), prev["paid_at"].get_int64(), payment));
     }
