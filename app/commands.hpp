@@ -6,6 +6,7 @@
 namespace revtrace::app {
 
 int run_topics(const common::Config& config, bool create);
+int run_replay(common::Config config);
 int run_ad_spend_import(const common::Config& config, const std::string& site,
                         const std::string& file);
 struct DevOptions {

@@ -98,6 +98,9 @@ int main(int argc, char** argv) {
   auto* topics_create = topics->add_subcommand("create", "Create missing topics with their settings");
   auto* topics_check = topics->add_subcommand(
       "check", "Verify every topic exists with the right settings and co-partitioning");
+  auto* replay = app.add_subcommand(
+      "replay", "Rebuild all processor state and re-emit attribution from offset 0 (processors "
+                "stopped; bump processor.generation first when the rules changed)");
   auto* ad_spend = app.add_subcommand("ad-spend", "Ad spend for ROAS");
   ad_spend->require_subcommand(1);
   auto* ad_spend_import = ad_spend->add_subcommand(
@@ -106,8 +109,8 @@ int main(int argc, char** argv) {
   std::string spend_file;
   ad_spend_import->add_option("--site", spend_site, "Site id")->required();
   ad_spend_import->add_option("--file", spend_file, "CSV file; amount in minor units")->required();
-  for (auto* cmd : {gateway, processor, query, dev, topics, topics_create, topics_check, ad_spend,
-                    ad_spend_import}) {
+  for (auto* cmd : {gateway, processor, query, dev, topics, topics_create, topics_check, replay,
+                    ad_spend, ad_spend_import}) {
     add_global_options(*cmd, global);
   }
 
@@ -121,6 +124,7 @@ int main(int argc, char** argv) {
     if (query->parsed()) return run_service<revtrace::projections::QueryService>(config, "query");
     if (dev->parsed()) return revtrace::app::run_dev(std::move(config), dev_options);
     if (topics->parsed()) return revtrace::app::run_topics(config, topics_create->parsed());
+    if (replay->parsed()) return revtrace::app::run_replay(std::move(config));
     if (ad_spend_import->parsed()) {
       return revtrace::app::run_ad_spend_import(config, spend_site, spend_file);
     }

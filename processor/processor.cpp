@@ -555,4 +555,24 @@ void Processor::stop() {
 
 bool Processor::healthy() const noexcept { return impl_->healthy.load(); }
 
+std::map<std::pair<std::string, std::int32_t>, std::int64_t> Processor::positions() const {
+  std::map<std::pair<std::string, std::int32_t>, std::int64_t> out;
+  std::lock_guard lock(impl_->assignment_mutex);
+  if (impl_->assignment.empty()) return out;
+  kafka::PartitionListPtr list(
+      rd_kafka_topic_partition_list_new(static_cast<int>(impl_->assignment.size())));
+  for (const auto& tp : impl_->assignment) {
+    rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition);
+  }
+  rd_kafka_position(impl_->consumer.get(), list.get());
+  for (int i = 0; i < list->cnt; ++i) {
+    out[{list->elems[i].topic, list->elems[i].partition}] = list->elems[i].offset;
+  }
+  return out;
+}
+
+std::uint64_t Processor::records_processed() const noexcept {
+  return impl_->records_in.value() + impl_->replayed.value();
+}
+
 }  // namespace revtrace::processor
