@@ -38,7 +38,8 @@ int run_ad_spend_import(const common::Config& config, const std::string& site,
   common::kafka::Producer producer(config.kafka);
   std::atomic<std::size_t> failed{0};
   for (const auto& e : parsed.entries) {
-    const auto err = producer.produce(common::topics::kAdSpend, e.key(), e.to_json(),
+    const auto err = producer.produce(common::topics::name(config.kafka, common::topics::kAdSpend),
+                                      e.key(), e.to_json(),
                                       [&failed](rd_kafka_resp_err_t r) {
                                         if (r) failed.fetch_add(1);
                                       });

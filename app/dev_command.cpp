@@ -62,7 +62,8 @@ int run_dev(common::Config config, const DevOptions& options) {
     const auto records = demo_records(now_ms, 42, summary);
     common::kafka::Producer producer(config.kafka);
     for (const auto& r : records) {
-      while (producer.produce(r.topic, r.key, r.value) == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+      const auto topic = common::topics::name(config.kafka, r.topic);
+      while (producer.produce(topic, r.key, r.value) == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
         (void)producer.flush(100ms);
       }
     }

@@ -74,7 +74,7 @@ int run_replay(common::Config config) {
   {
     kafka::Admin admin(config.kafka);
     std::vector<std::string> names;
-    for (auto t : common::topics::kInputTopics) names.emplace_back(t);
+    for (auto t : common::topics::kInputTopics) names.push_back(common::topics::name(config.kafka, t));
     auto rk = kafka::make_handle(RD_KAFKA_CONSUMER,
                                  kafka::make_conf(config.kafka, {{"group.id", "revtrace-replay-probe"},
                                                                  {"isolation.level", "read_committed"}}));

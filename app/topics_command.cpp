@@ -33,9 +33,10 @@ int run_topics(const common::Config& config, bool create) {
       ++problems;
       continue;
     }
+    const auto contract = common::topics::contract_name(config.kafka, spec.name);
     const bool input = std::find(common::topics::kInputTopics.begin(),
                                  common::topics::kInputTopics.end(),
-                                 spec.name) != common::topics::kInputTopics.end();
+                                 contract) != common::topics::kInputTopics.end();
     std::string notes;
     if (input) {
       if (input_partitions < 0) input_partitions = st.partitions;

@@ -43,6 +43,7 @@ const std::vector<Field>& fields() {
       REVTRACE_STR("kafka.bootstrap", kafka.bootstrap),
       REVTRACE_INT("kafka.partitions", kafka.partitions),
       REVTRACE_INT("kafka.replication_factor", kafka.replication_factor),
+      REVTRACE_STR("kafka.topic_prefix", kafka.topic_prefix),
       REVTRACE_STR("gateway.listen", gateway.listen),
       REVTRACE_INT("gateway.threads", gateway.threads),
       REVTRACE_INT("gateway.max_body_bytes", gateway.max_body_bytes),

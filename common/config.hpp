@@ -38,6 +38,9 @@ struct KafkaConfig {
   std::string bootstrap = "127.0.0.1:9092";
   int partitions = 6;
   int replication_factor = 1;
+  // Prepended to every topic name (default none). Lets several independent revtrace deployments
+  // (or test runs) share one cluster; the names after the prefix are the public contract.
+  std::string topic_prefix;
   // Extra librdkafka properties for every client (security.protocol, sasl.*, ...).
   std::map<std::string, std::string> client_properties;
 };

@@ -181,15 +181,15 @@ std::vector<TopicSpec> revtrace_topics(const KafkaConfig& config) {
                                                    {"cleanup.policy", "delete"}};
   std::vector<TopicSpec> specs;
   for (auto name : topics::kInputTopics) {
-    specs.push_back({std::string(name), config.partitions, config.replication_factor, forever});
+    specs.push_back({topics::name(config, name), config.partitions, config.replication_factor, forever});
   }
   // The output keeps the latest revision of every payment forever (compaction by key).
-  specs.push_back({std::string(topics::kAttributedRevenue), config.partitions,
+  specs.push_back({topics::name(config, topics::kAttributedRevenue), config.partitions,
                    config.replication_factor,
                    {{"cleanup.policy", "compact"}, {"retention.ms", "-1"}}});
-  specs.push_back({std::string(topics::kDeadLetter), config.partitions, config.replication_factor,
+  specs.push_back({topics::name(config, topics::kDeadLetter), config.partitions, config.replication_factor,
                    forever});
-  specs.push_back({std::string(topics::kAdSpend), config.partitions, config.replication_factor,
+  specs.push_back({topics::name(config, topics::kAdSpend), config.partitions, config.replication_factor,
                    {{"cleanup.policy", "compact"}, {"retention.ms", "-1"}}});
   return specs;
 }

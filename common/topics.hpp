@@ -2,7 +2,10 @@
 // The topic names are a public contract (see schemas/README.md): web edges produce to the input
 // topics directly and downstream teams consume the output. Never rename; introduce a .v2 instead.
 #include <array>
+#include <string>
 #include <string_view>
+
+#include "common/config.hpp"
 
 namespace revtrace::common::topics {
 
@@ -18,5 +21,17 @@ inline constexpr std::string_view kAdSpend = "revtrace.ad-spend.v1";
 // Input topics are keyed by site_id, co-partitioned (same partition count) and kept forever.
 inline constexpr std::array<std::string_view, 3> kInputTopics{kWebEvents, kCheckoutRedirects,
                                                               kStripeEvents};
+
+// The full name of a topic in a deployment: kafka.topic_prefix + the contract name.
+[[nodiscard]] inline std::string name(const KafkaConfig& config, std::string_view topic) {
+  return config.topic_prefix + std::string(topic);
+}
+
+// The contract name of a full topic name (the prefix removed).
+[[nodiscard]] inline std::string_view contract_name(const KafkaConfig& config,
+                                                    std::string_view full) {
+  if (full.starts_with(config.topic_prefix)) full.remove_prefix(config.topic_prefix.size());
+  return full;
+}
 
 }  // namespace revtrace::common::topics

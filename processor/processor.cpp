@@ -81,6 +81,9 @@ struct Processor::Impl {
         rebalances(m.counter("revtrace_processor_rebalances_total", "Partition assignments.")) {
     for (const auto& site : config.sites) sites.emplace(site.id, settings_of(site));
     generation_prefix = "{\"generation\":" + std::to_string(config.processor.generation) + ",";
+    for (auto t : topics::kInputTopics) input_topics.push_back(topics::name(config.kafka, t));
+    revenue_topic = topics::name(config.kafka, topics::kAttributedRevenue);
+    dead_letter_topic = topics::name(config.kafka, topics::kDeadLetter);
   }
 
   const domain::SiteSettings& site_settings(std::string_view id) {
@@ -143,7 +146,7 @@ struct Processor::Impl {
       if (ahead) {
         spdlog::warn("processor: partition {}: local state is ahead of the group's committed "
                      "offsets (offsets were reset?): dropping it and rebuilding from the log", p);
-        drop_partition(*state, p);
+        drop_partition(*state, p, input_topics);
       }
       bool behind = false;
       for (auto* tp : tps) {
@@ -170,8 +173,8 @@ struct Processor::Impl {
 
   void pause_group_except_catching_up(std::int32_t partition) {
     kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(3));
-    for (auto t : topics::kInputTopics) {
-      TopicPartition tp{std::string(t), partition};
+    for (const auto& t : input_topics) {
+      TopicPartition tp{t, partition};
       if (catch_up.count(tp) == 0 && assignment.count(tp) && paused.insert(tp).second) {
         rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), partition);
       }
@@ -251,9 +254,8 @@ struct Processor::Impl {
       spdlog::warn("processor: init_transactions: {} (retrying)", status.message);
     }
     kafka::PartitionListPtr subscription(rd_kafka_topic_partition_list_new(3));
-    for (auto t : topics::kInputTopics) {
-      rd_kafka_topic_partition_list_add(subscription.get(), std::string(t).c_str(),
-                                        RD_KAFKA_PARTITION_UA);
+    for (const auto& t : input_topics) {
+      rd_kafka_topic_partition_list_add(subscription.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
     }
     if (auto err = rd_kafka_subscribe(consumer.get(), subscription.get())) {
       throw std::runtime_error(std::string("processor: subscribe failed: ") + rd_kafka_err2str(err));
@@ -280,7 +282,7 @@ struct Processor::Impl {
 
   // Feeds one record to its partition's engine; writes outputs unless `suppress` (state rebuild).
   void handle(const rd_kafka_message_t* m, bool suppress) {
-    const std::string_view topic = rd_kafka_topic_name(m->rkt);
+    const std::string_view topic = topics::contract_name(config.kafka, rd_kafka_topic_name(m->rkt));
     const std::string_view value(static_cast<const char*>(m->payload), m->payload ? m->len : 0);
     auto& engine = engine_for(m->partition);
     domain::Outcome outcome;
@@ -296,7 +298,7 @@ struct Processor::Impl {
     switch (outcome.kind) {
       case domain::Outcome::Kind::applied:
         for (const auto& rec : outcome.revenue) {
-          produce(topics::kAttributedRevenue, rec.key, with_generation(rec.value));
+          produce(revenue_topic, rec.key, with_generation(rec.value));
           revenue_out.inc();
         }
         break;
@@ -305,7 +307,7 @@ struct Processor::Impl {
         break;
       case domain::Outcome::Kind::invalid: {
         const auto letter = dead_letter_record(outcome.reason, m);
-        produce(topics::kDeadLetter, letter.key, letter.value);
+        produce(dead_letter_topic, letter.key, letter.value);
         dead_letters.inc();
         spdlog::warn("processor: dead-lettered {}[{}]@{}: {}", topic, m->partition, m->offset,
                      outcome.reason);
@@ -319,7 +321,8 @@ struct Processor::Impl {
     return generation_prefix + std::string_view(value).substr(1);
   }
 
-  static int topic_rank(std::string_view topic) {
+  int topic_rank(std::string_view full) const {
+    const auto topic = topics::contract_name(config.kafka, full);
     return topic == topics::kWebEvents ? 0 : topic == topics::kCheckoutRedirects ? 1 : 2;
   }
 
@@ -327,7 +330,7 @@ struct Processor::Impl {
   bool process_batch(std::vector<kafka::MessagePtr>& batch) {
     // A deterministic order within the batch (web evidence before payments, then offsets): fewer
     // intermediate revisions, and the same order whenever the same batch is re-run.
-    std::stable_sort(batch.begin(), batch.end(), [](const kafka::MessagePtr& a, const kafka::MessagePtr& b) {
+    std::stable_sort(batch.begin(), batch.end(), [this](const kafka::MessagePtr& a, const kafka::MessagePtr& b) {
       const int ra = topic_rank(rd_kafka_topic_name(a->rkt));
       const int rb = topic_rank(rd_kafka_topic_name(b->rkt));
       if (ra != rb) return ra < rb;
@@ -491,6 +494,9 @@ struct Processor::Impl {
   common::metrics::Counter& rebalances;
   std::map<std::string, domain::SiteSettings> sites;
   std::string generation_prefix;
+  std::vector<std::string> input_topics;
+  std::string revenue_topic;
+  std::string dead_letter_topic;
   std::unique_ptr<RocksState> state;
   std::unique_ptr<StagedStore> staged;
   std::map<std::int32_t, std::unique_ptr<PartitionEngine>> engines;

@@ -4,8 +4,6 @@
 
 #include <stdexcept>
 
-#include "common/topics.hpp"
-
 namespace revtrace::processor {
 namespace {
 
@@ -101,14 +99,13 @@ std::string partition_prefix(std::int32_t partition) {
   return buf;
 }
 
-void drop_partition(RocksState& state, std::int32_t partition) {
+void drop_partition(RocksState& state, std::int32_t partition,
+                    const std::vector<std::string>& input_topics) {
   const std::string begin = state_key(partition_prefix(partition));
   const std::string end = state_key(partition_prefix(partition + 1));
   rocksdb::WriteBatch batch;
   batch.DeleteRange(begin, end);
-  for (auto topic : common::topics::kInputTopics) {
-    batch.Delete(offset_key({std::string(topic), partition}));
-  }
+  for (const auto& topic : input_topics) batch.Delete(offset_key({topic, partition}));
   rocksdb::WriteOptions wo;
   wo.sync = true;
   const auto status = state.db().Write(wo, &batch);

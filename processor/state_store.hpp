@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "processor/domain/state_store.hpp"
 
@@ -79,6 +80,7 @@ class PartitionStore final : public domain::StateStore {
 };
 
 // Deletes the state and the stored offsets of one partition number (before a rebuild).
-void drop_partition(RocksState& state, std::int32_t partition);
+void drop_partition(RocksState& state, std::int32_t partition,
+                    const std::vector<std::string>& input_topics);
 
 }  // namespace revtrace::processor

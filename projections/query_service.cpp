@@ -328,7 +328,10 @@ struct QueryService::Impl {
       }
     };
     for (const auto& e : parsed.entries) {
-      if (producer->produce(common::topics::kAdSpend, e.key(), e.to_json(), done) != 0) done(RD_KAFKA_RESP_ERR__QUEUE_FULL);
+      const auto topic = common::topics::name(config.kafka, common::topics::kAdSpend);
+      if (producer->produce(topic, e.key(), e.to_json(), done) != 0) {
+        done(RD_KAFKA_RESP_ERR__QUEUE_FULL);
+      }
     }
   }
 
@@ -401,7 +404,8 @@ struct QueryService::Impl {
         continue;
       }
       const std::string_view value(static_cast<const char*>(m->payload), m->len);
-      if (std::string_view(rd_kafka_topic_name(m->rkt)) == common::topics::kAdSpend) {
+      if (common::topics::contract_name(config.kafka, rd_kafka_topic_name(m->rkt)) ==
+          common::topics::kAdSpend) {
         if (auto entry = parse_ad_spend_record(value)) {
           models_->apply_spend(*entry);
         } else {
@@ -451,7 +455,8 @@ void QueryService::start() {
   rd_kafka_poll_set_consumer(impl.consumer.get());
   kafka::PartitionListPtr subscription(rd_kafka_topic_partition_list_new(2));
   for (auto topic : {common::topics::kAttributedRevenue, common::topics::kAdSpend}) {
-    rd_kafka_topic_partition_list_add(subscription.get(), std::string(topic).c_str(),
+    rd_kafka_topic_partition_list_add(subscription.get(),
+                                      common::topics::name(impl.config.kafka, topic).c_str(),
                                       RD_KAFKA_PARTITION_UA);
   }
   impl.producer = std::make_unique<kafka::Producer>(impl.config.kafka);

@@ -16,12 +16,14 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string write_config(const std::string& dir, const std::string& site, std::uint16_t gw_port,
-                         std::uint16_t query_port, std::uint16_t metrics_port) {
+std::string write_config(const std::string& dir, const std::string& site, const std::string& prefix,
+                         std::uint16_t gw_port, std::uint16_t query_port,
+                         std::uint16_t metrics_port) {
   const std::string path = dir + "/revtrace.toml";
   std::ofstream out(path);
   out << "log_level = \"info\"\n"
       << "[kafka]\nbootstrap = \"" << kafka_bootstrap() << "\"\npartitions = 6\n"
+      << "topic_prefix = \"" << prefix << "\"\n"
       << "[gateway]\nlisten = \"127.0.0.1:" << gw_port << "\"\nthreads = 2\n"
       << "[processor]\ndata_dir = \"" << dir << "/processor\"\ngroup_id = \"" << unique("proc")
       << "\"\nmetrics_listen = \"127.0.0.1:" << metrics_port << "\"\n"
@@ -49,8 +51,15 @@ TEST_CASE("slice: pageviews + signed checkout webhook -> first_touch credit and 
   const auto gw_port = free_port();
   const auto query_port = free_port();
   const auto metrics_port = free_port();
-  const std::string config = write_config(dir, site, gw_port, query_port, metrics_port);
+  // Every test has its own topics (kafka.topic_prefix), created by revtrace itself.
+  const std::string prefix = unique("slice") + ".";
+  const std::string config = write_config(dir, site, prefix, gw_port, query_port, metrics_port);
   const std::string bin = revtrace_binary();
+  {
+    ChildProcess create({bin, "topics", "create", "--config", config}, {}, dir + "/topics.log");
+    INFO(create.log());
+    REQUIRE(create.wait(60s) == 0);
+  }
 
   ChildProcess gateway({bin, "gateway", "--config", config}, {}, dir + "/gateway.log");
   ChildProcess processor({bin, "processor", "--config", config}, {}, dir + "/processor.log");
@@ -72,6 +81,13 @@ TEST_CASE("slice: pageviews + signed checkout webhook -> first_touch credit and 
                                 {{"Content-Type", "application/json"}});
     REQUIRE(r.status == 202);
   }
+
+  // The pageviews came before the payment: wait until both are durably in their topic.
+  REQUIRE(wait_until(30s, [&] {
+    std::size_t n = 0;
+    for (auto& r : read_topic(bootstrap, prefix + "revtrace.web-events.v1")) n += r.key == site;
+    return n == 2;
+  }));
 
   const std::int64_t created = (t0 + 30'000) / 1000;
   const std::string payload =
@@ -112,7 +128,7 @@ TEST_CASE("slice: pageviews + signed checkout webhook -> first_touch credit and 
 
   // Exactly one attributed-revenue record for the site, with the exact credit.
   std::vector<TopicRecord> mine;
-  for (auto& r : read_topic(bootstrap, "revtrace.attributed-revenue.v1")) {
+  for (auto& r : read_topic(bootstrap, prefix + "revtrace.attributed-revenue.v1")) {
     if (r.key.starts_with(site + "/")) mine.push_back(r);
   }
   REQUIRE(mine.size() == 1);
@@ -150,7 +166,7 @@ TEST_CASE("slice: pageviews + signed checkout webhook -> first_touch credit and 
   validate("revtrace.attributed-revenue.v1", {mine[0].value});
   auto values_of_site = [&](const std::string& topic) {
     std::vector<std::string> values;
-    for (auto& r : read_topic(bootstrap, topic)) {
+    for (auto& r : read_topic(bootstrap, prefix + topic)) {
       if (r.value.find("\"site_id\":\"" + site + "\"") != std::string::npos) values.push_back(r.value);
     }
     return values;
