@@ -1,0 +1,19 @@
+# Shared by the scripts in deploy/kafka (sourced, not run).
+KAFKA_VERSION=4.1.1
+KAFKA_POM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+KAFKA_CACHE=${REVTRACE_CACHE:-$HOME/.cache/revtrace}/kafka-$KAFKA_VERSION
+KAFKA_LIBS=$KAFKA_CACHE/libs
+
+die() { echo "kafka: $*" >&2; exit 1; }
+
+# A free TCP port on 127.0.0.1 (the kernel picks it).
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+kafka_java() {
+  local dir=$1; shift
+  java -Xms256m -Xmx512m -XX:+UseG1GC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$dir/log4j2.properties" -Dkafka.logs.dir="$dir" \
+    -cp "$KAFKA_LIBS/*" "$@"
+}
