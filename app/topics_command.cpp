@@ -1,7 +1,9 @@
 // `revtrace topics create|check`: the topics are a public contract, so their settings are checked,
 // not assumed. Input topics must share one partition count (co-partitioning: all records of a site
 // land on the same partition number in every input topic) and keep records forever.
+#include <algorithm>
 #include <iostream>
+#include <thread>
 
 #include "app/commands.hpp"
 #include "common/kafka.hpp"
@@ -22,7 +24,14 @@ int run_topics(const common::Config& config, bool create) {
   }
   std::vector<std::string> names;
   for (const auto& s : specs) names.push_back(s.name);
-  const auto states = admin.describe(names, 10s);
+  // Newly created topics take a moment to appear in the metadata: wait for them (bounded).
+  auto states = admin.describe(names, 10s);
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (create && std::chrono::steady_clock::now() < deadline &&
+         std::any_of(states.begin(), states.end(), [](const auto& s) { return s.partitions == 0; })) {
+    std::this_thread::sleep_for(100ms);
+    states = admin.describe(names, 10s);
+  }
   int problems = 0;
   int input_partitions = -1;
   for (std::size_t i = 0; i < specs.size(); ++i) {

@@ -264,13 +264,15 @@ struct Processor::Impl {
                      [this] { return static_cast<double>(state->approximate_size()); });
   }
 
-  void produce(std::string_view topic, std::string_view key, std::string_view value) {
+  void produce(std::string_view topic, std::string_view key, std::string_view value,
+               bool null_value = false) {
     const std::string topic_name(topic);
     for (;;) {
       const auto err = rd_kafka_producev(
           producer.get(), RD_KAFKA_V_TOPIC(topic_name.c_str()),
           RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
-          RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+          RD_KAFKA_V_VALUE(null_value ? nullptr : const_cast<char*>(value.data()),
+                           null_value ? 0 : value.size()),
           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
       if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
         if (err) throw std::runtime_error(std::string("processor: produce: ") + rd_kafka_err2str(err));
@@ -298,7 +300,9 @@ struct Processor::Impl {
     switch (outcome.kind) {
       case domain::Outcome::Kind::applied:
         for (const auto& rec : outcome.revenue) {
-          produce(revenue_topic, rec.key, with_generation(rec.value));
+          // A tombstone retires a payment key that was merged into another payment.
+          produce(revenue_topic, rec.key, rec.tombstone ? std::string_view{} : with_generation(rec.value),
+                  rec.tombstone);
           revenue_out.inc();
         }
         break;
@@ -318,7 +322,7 @@ struct Processor::Impl {
 
   // The engine's record with the configured generation as its first field.
   std::string with_generation(const std::string& value) const {
-    return generation_prefix + std::string_view(value).substr(1);
+    return generation_prefix + value.substr(1);
   }
 
   int topic_rank(std::string_view full) const {

@@ -415,6 +415,11 @@ struct QueryService::Impl {
         (void)rd_kafka_offset_store(m->rkt, m->partition, m->offset);
         continue;
       }
+      if (m->payload == nullptr) {
+        if (m->key != nullptr) models_->retire({static_cast<const char*>(m->key), m->key_len});
+        (void)rd_kafka_offset_store(m->rkt, m->partition, m->offset);
+        continue;
+      }
       std::string error;
       if (!models_->apply(value, error)) {
         spdlog::warn("query: skipping record at partition {} offset {}: {}", m->partition,

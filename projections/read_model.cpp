@@ -305,6 +305,39 @@ bool ReadModels::apply(std::string_view record, std::string& error) {
   }
 }
 
+void ReadModels::retire(std::string_view key) {
+  const auto slash = key.find('/');
+  if (slash == std::string_view::npos) return;
+  const std::string_view site = key.substr(0, slash);
+  const std::string_view payment = key.substr(slash + 1);
+  const std::string pkey = join({"p", site, payment});
+  std::string stored;
+  if (!db_->Get(rocksdb::ReadOptions(), pkey, &stored).ok()) return;
+  simdjson::dom::parser parser;
+  simdjson::dom::element prev = parser.parse(stored);
+  rocksdb::WriteBatch batch;
+  const bool live = prev["livemode"];
+  const std::int64_t paid_at = prev["paid_at"];
+  const std::string day = utc_day(paid_at);
+  for (auto& [k, a] : contributions(prev, kModels, group_by_dimensions(), {})) {
+    const auto parts = split(k);
+    const std::string agg = join({"d", site, mode_name(live), parts[0], parts[1], day, parts[2], parts[3]});
+    Amounts cur;
+    std::string v;
+    if (db_->Get(rocksdb::ReadOptions(), agg, &v).ok()) cur = decode(v);
+    cur.add(a, -1);
+    if (cur.zero()) {
+      batch.Delete(agg);
+    } else {
+      batch.Put(agg, encode(cur));
+    }
+  }
+  batch.Delete(index_key(site, live, paid_at, payment));
+  batch.Delete(pkey);
+  const auto s = db_->Write(rocksdb::WriteOptions(), &batch);
+  if (!s.ok()) throw std::runtime_error("query: write failed: " + s.ToString());
+}
+
 namespace {
 
 // Visits the records of the time index in [from, to] (days), newest first.

@@ -74,6 +74,9 @@ class ReadModels {
   explicit ReadModels(const std::string& dir);
   // Applies one attributed-revenue record; returns false with `error` when it is malformed.
   [[nodiscard]] bool apply(std::string_view record, std::string& error);
+  // A tombstone (null value) for key "<site>/<payment_key>": the payment key was merged into
+  // another payment; its contributions are retracted and it disappears.
+  void retire(std::string_view key);
   [[nodiscard]] std::vector<BreakdownRow> breakdown(const BreakdownQuery& q) const;
   // Revenue per UTC day (group_by is ignored; filters apply).
   [[nodiscard]] std::vector<BreakdownRow> timeseries(const BreakdownQuery& q) const;

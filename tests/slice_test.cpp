@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <simdjson.h>
 
+#include <csignal>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -57,8 +58,9 @@ TEST_CASE("slice: pageviews + signed checkout webhook -> first_touch credit and 
   const std::string bin = revtrace_binary();
   {
     ChildProcess create({bin, "topics", "create", "--config", config}, {}, dir + "/topics.log");
-    INFO(create.log());
-    REQUIRE(create.wait(60s) == 0);
+    const int status = create.wait(60s).value_or(-1);
+    INFO("revtrace topics create: " << create.log());
+    REQUIRE(status == 0);
   }
 
   ChildProcess gateway({bin, "gateway", "--config", config}, {}, dir + "/gateway.log");

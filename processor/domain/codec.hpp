@@ -108,9 +108,9 @@ class Reader {
 
 inline void Writer::touch(const Touch& t) {
   i64(t.at);
-  for (const std::string* f : {&t.channel, &t.source, &t.medium, &t.campaign, &t.term, &t.content,
-                               &t.click_id, &t.referrer, &t.landing_path, &t.browser, &t.os,
-                               &t.device_class, &t.country}) {
+  for (const std::string* f :
+       {&t.channel, &t.source, &t.medium, &t.campaign, &t.term, &t.content, &t.click_id,
+        &t.referrer, &t.landing_path, &t.browser, &t.os, &t.device_class, &t.country}) {
     str(*f);
   }
 }
@@ -118,9 +118,9 @@ inline void Writer::touch(const Touch& t) {
 inline Touch Reader::touch() {
   Touch t;
   t.at = i64();
-  for (std::string* f : {&t.channel, &t.source, &t.medium, &t.campaign, &t.term, &t.content,
-                         &t.click_id, &t.referrer, &t.landing_path, &t.browser, &t.os,
-                         &t.device_class, &t.country}) {
+  for (std::string* f :
+       {&t.channel, &t.source, &t.medium, &t.campaign, &t.term, &t.content, &t.click_id,
+        &t.referrer, &t.landing_path, &t.browser, &t.os, &t.device_class, &t.country}) {
     *f = str();
   }
   return t;

@@ -1,0 +1,1 @@
+/* revtrace pixel placeholder: replaced by the real pixel (issue 4). */

@@ -1,0 +1,72 @@
+#include "ingest/user_agent.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+namespace revtrace::ingest {
+namespace {
+
+bool has(std::string_view s, std::string_view needle) { return s.find(needle) != std::string_view::npos; }
+
+bool has_ci(std::string_view s, std::string_view needle) {
+  return std::search(s.begin(), s.end(), needle.begin(), needle.end(), [](char a, char b) {
+           return std::tolower(static_cast<unsigned char>(a)) == b;
+         }) != s.end();
+}
+
+}  // namespace
+
+Device parse_user_agent(std::string_view ua) {
+  Device d;
+  if (ua.empty()) return d;
+  if (has_ci(ua, "bot") || has_ci(ua, "crawler") || has_ci(ua, "spider") || has_ci(ua, "headlesschrome") ||
+      has_ci(ua, "lighthouse")) {
+    d.device_class = "bot";
+  }
+  if (has(ua, "Edg/") || has(ua, "EdgA/") || has(ua, "EdgiOS/")) {
+    d.browser = "Edge";
+  } else if (has(ua, "OPR/") || has(ua, "Opera")) {
+    d.browser = "Opera";
+  } else if (has(ua, "SamsungBrowser/")) {
+    d.browser = "Samsung Internet";
+  } else if (has(ua, "Firefox/") || has(ua, "FxiOS/")) {
+    d.browser = "Firefox";
+  } else if (has(ua, "Chrome/") || has(ua, "CriOS/") || has(ua, "Chromium/")) {
+    d.browser = "Chrome";
+  } else if (has(ua, "Safari/") && has(ua, "Version/")) {
+    d.browser = "Safari";
+  } else if (has(ua, "Trident/") || has(ua, "MSIE ")) {
+    d.browser = "Internet Explorer";
+  } else {
+    d.browser = "Other";
+  }
+  if (has(ua, "iPhone") || has(ua, "iPod")) {
+    d.os = "iOS";
+  } else if (has(ua, "iPad")) {
+    d.os = "iPadOS";
+  } else if (has(ua, "Android")) {
+    d.os = "Android";
+  } else if (has(ua, "CrOS")) {
+    d.os = "ChromeOS";
+  } else if (has(ua, "Windows")) {
+    d.os = "Windows";
+  } else if (has(ua, "Mac OS X") || has(ua, "Macintosh")) {
+    d.os = "macOS";
+  } else if (has(ua, "Linux")) {
+    d.os = "Linux";
+  } else {
+    d.os = "Other";
+  }
+  if (d.device_class.empty()) {
+    if (has(ua, "iPad") || has(ua, "Tablet") || (d.os == "Android" && !has(ua, "Mobile"))) {
+      d.device_class = "tablet";
+    } else if (has(ua, "Mobi") || has(ua, "iPhone") || has(ua, "iPod")) {
+      d.device_class = "mobile";
+    } else {
+      d.device_class = "desktop";
+    }
+  }
+  return d;
+}
+
+}  // namespace revtrace::ingest

@@ -1,0 +1,631 @@
+#include "processor/domain/engine.hpp"
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <set>
+#include <stdexcept>
+#include <tuple>
+
+#include "processor/domain/channels.hpp"
+#include "processor/domain/codec.hpp"
+#include "processor/domain/hashing.hpp"
+#include "processor/domain/identity.hpp"
+#include "processor/domain/json_read.hpp"
+#include "processor/domain/ledger.hpp"
+#include "processor/domain/revenue_record.hpp"
+#include "processor/domain/stripe_event.hpp"
+#include "processor/domain/visitors.hpp"
+
+namespace revtrace::domain {
+
+namespace {
+
+constexpr std::string_view kModes[] = {"live", "test"};
+constexpr std::uint64_t kOutputFormat = 1;
+constexpr std::uint64_t kRedirectFormat = 1;
+
+[[noreturn]] void corrupt(const std::string& key) {
+  throw std::runtime_error("revtrace::domain: corrupt state value at key " + key);
+}
+// Client clocks (occurred_at) below this are not milliseconds (a seconds mix-up): the gateway's
+// received_at is used instead.
+constexpr Millis kMinMillis = 1'000'000'000'000;
+
+bool valid_site_id(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_';
+  });
+}
+
+Outcome invalid(std::string reason) {
+  Outcome o;
+  o.kind = Outcome::Kind::invalid;
+  o.reason = std::move(reason);
+  return o;
+}
+
+Outcome skipped(std::string reason) {
+  Outcome o;
+  o.kind = Outcome::Kind::skipped;
+  o.reason = std::move(reason);
+  return o;
+}
+
+auto touch_order(const Touch& t) {
+  return std::tie(t.at, t.channel, t.source, t.medium, t.campaign, t.term, t.content, t.click_id,
+                  t.referrer, t.landing_path, t.browser, t.os, t.device_class, t.country);
+}
+
+// Attribution of one payment before credits: which evidence linked it, to which visitors, and the
+// eligible touches (oldest first).
+struct Attribution {
+  std::string method = "unattributed";
+  std::vector<std::string> visitors;
+  std::vector<Touch> touches;
+  Millis paid_at = 0;  // the payment time the touches and credits are measured against
+};
+
+// Per-emission state of one output key: "out/<site>/<payment_key>".
+struct OutputState {
+  std::int64_t revision = 0;
+  std::string content_hash;
+  bool retired = false;
+};
+
+}  // namespace
+
+struct AttributionEngine::Impl {
+  Impl(StateStore& s, std::function<const SiteSettings&(std::string_view)> f)
+      : store(s), settings_of(std::move(f)) {}
+
+  StateStore& store;
+  std::function<const SiteSettings&(std::string_view)> settings_of;
+  simdjson::dom::parser parser;
+
+  // Everything one record's processing needs, for one site.
+  struct Site {
+    Impl& impl;
+    const SiteSettings& settings;
+    std::string id;
+    VisitorTimelines timelines;
+    std::vector<OutputRecord> out;
+
+    Site(Impl& i, const SiteSettings& s, std::string site)
+        : impl(i), settings(s), id(site), timelines(i.store, site) {}
+
+    std::string scope(std::string_view mode) const { return id + "/" + std::string(mode); }
+    PaymentLedger ledger(std::string_view mode) const { return {impl.store, scope(mode)}; }
+    IdentityGraph graph(std::string_view mode) const { return {impl.store, scope(mode)}; }
+
+    std::string email_key() const {
+      return settings.email_hash_key.empty() ? "revtrace-email:" + id : settings.email_hash_key;
+    }
+
+    // --- web evidence shared by both modes ------------------------------------------------------
+
+    // Records that pixel session `session` belongs to `visitor` (so metadata naming the session
+    // resolves), once. Returns payments whose component gained visitors, per mode.
+    void link_session(std::string_view session, std::string_view visitor,
+                      std::map<std::string, std::set<std::string>>& affected) {
+      if (session.empty()) return;
+      const std::string key = "ses/" + id + "/" + std::string(session);
+      if (impl.store.get(key)) return;
+      impl.store.put(key, visitor);
+      for (const auto mode : kModes) {
+        auto a =
+            graph(mode).link({IdentityGraph::session(session), IdentityGraph::visitor(visitor)});
+        affected[std::string(mode)].merge(a);
+      }
+    }
+
+    [[nodiscard]] bool session_resolves(const std::set<std::string>& sessions) const {
+      return std::any_of(sessions.begin(), sessions.end(), [&](const std::string& s) {
+        return impl.store.get("ses/" + id + "/" + s).has_value();
+      });
+    }
+
+    [[nodiscard]] std::string redirect_key(std::string_view cs) const {
+      return "redir/" + id + "/" + std::string(cs);
+    }
+
+    [[nodiscard]] std::set<std::string> redirect_visitors(std::string_view cs) const {
+      std::set<std::string> out;
+      const auto key = redirect_key(cs);
+      if (auto v = impl.store.get(key)) {
+        codec::Reader r(*v);
+        if (r.u64() != kRedirectFormat) corrupt(key);
+        out = r.strings();
+        if (!r.ok() || !r.done()) corrupt(key);
+      }
+      return out;
+    }
+
+    // --- attribution ----------------------------------------------------------------------------
+
+    Attribution own_attribution(std::string_view mode, const PaymentSummary& s,
+                                const SubscriptionFacts* sub) const {
+      Attribution a;
+      a.paid_at = s.paid_at;
+      const bool metadata =
+          !s.visitor_ids.empty() || session_resolves(s.session_ids) ||
+          (sub && (!sub->visitor_ids.empty() || session_resolves(sub->session_ids)));
+      bool redirect = false;
+      for (const auto& id : s.payment_ids) {
+        if (payment_id_kind(id) == PaymentIdKind::checkout_session &&
+            !redirect_visitors(id).empty()) {
+          redirect = true;
+        }
+      }
+      const bool reference = !s.client_reference_ids.empty();
+      const bool link = !s.campaign.empty();
+
+      const auto members = graph(mode).members(IdentityGraph::stripe(s.key));
+      std::vector<Touch> all;
+      for (const auto& v : members.visitors) {
+        auto t = timelines.touches(v);
+        all.insert(all.end(), std::make_move_iterator(t.begin()), std::make_move_iterator(t.end()));
+      }
+      if (link) all.push_back(link_touch(s));
+      std::sort(all.begin(), all.end(),
+                [](const Touch& x, const Touch& y) { return touch_order(x) < touch_order(y); });
+      a.touches = eligible_touches(all, s.paid_at, settings.lookback);
+      if (a.touches.empty()) return a;  // unattributed: no visitors listed either
+
+      a.visitors.assign(members.visitors.begin(), members.visitors.end());
+      a.method = metadata    ? "metadata"
+                 : redirect  ? "checkout_redirect"
+                 : reference ? "client_reference_id"
+                 : link      ? "payment_link"
+                             : "identity_graph";
+      return a;
+    }
+
+    // The touch a revtrace Payment Link's campaign metadata stands for: credited even when no
+    // visit was tracked. Dated when the buyer opened the link (the session's creation).
+    Touch link_touch(const PaymentSummary& s) const {
+      Touch t;
+      t.at = std::min(s.campaign_at, s.paid_at);
+      auto get = [&](const char* f) {
+        auto it = s.campaign.find(f);
+        return it == s.campaign.end() ? std::string() : it->second;
+      };
+      t.source = get("source");
+      t.medium = get("medium");
+      t.campaign = get("campaign");
+      t.term = get("term");
+      t.content = get("content");
+      if (t.source.empty()) t.source = "payment_link";
+      if (t.medium.empty()) t.medium = "payment_link";
+      t.channel = std::string(classify_channel(t));
+      return t;
+    }
+
+    // Root of the payment that started subscription `sub`, if known.
+    std::optional<std::string> first_payment(std::string_view mode,
+                                             const SubscriptionFacts& sub) const {
+      const auto ledger_ = ledger(mode);
+      for (const auto* ids : {&sub.first_invoices, &sub.first_sessions}) {
+        for (const auto& id : *ids) {
+          if (auto r = ledger_.find(id)) return r;
+        }
+      }
+      return std::nullopt;
+    }
+
+    Attribution attribution(std::string_view mode, const std::string& root,
+                            const PaymentSummary& s) const {
+      if (s.subscription.empty()) return own_attribution(mode, s, nullptr);
+      const auto sub = ledger(mode).subscription(s.subscription);
+      const auto first = first_payment(mode, sub);
+      const bool is_first = s.billing_reason == "subscription_create" || s.subscription_checkout ||
+                            (first && *first == root);
+      const bool later_invoice = s.billing_reason == "subscription_cycle" ||
+                                 s.billing_reason == "subscription_update" ||
+                                 s.billing_reason == "subscription_threshold";
+      if (!is_first && first && (later_invoice || !s.invoice.empty())) {
+        // A renewal: the acquisition's attribution, so channels get the subscription's lifetime
+        // value. Credits are re-split over this invoice's amount at the first payment's time.
+        const auto fs = summarize(ledger(mode).facts(*first));
+        auto a = own_attribution(mode, fs, &sub);
+        // (A first payment dated after this invoice would be inconsistent data; then the
+        // invoice stands on its own evidence rather than credit touches that came after it.)
+        if (!a.touches.empty() && a.paid_at <= s.paid_at) {
+          a.method = "inherited";
+          return a;
+        }
+      }
+      return own_attribution(mode, s, &sub);
+    }
+
+    // --- output ---------------------------------------------------------------------------------
+
+    OutputState load_output(const std::string& key) const {
+      OutputState st;
+      const std::string state_key = "out/" + id + "/" + key;
+      if (auto v = impl.store.get(state_key)) {
+        codec::Reader r(*v);
+        if (r.u64() != kOutputFormat) corrupt(state_key);
+        st.revision = r.i64();
+        st.content_hash = r.str();
+        st.retired = r.boolean();
+        if (!r.ok() || !r.done()) corrupt(state_key);
+      }
+      return st;
+    }
+
+    void save_output(const std::string& key, const OutputState& st) {
+      codec::Writer w;
+      w.u64(kOutputFormat);
+      w.i64(st.revision);
+      w.str(st.content_hash);
+      w.boolean(st.retired);
+      impl.store.put("out/" + id + "/" + key, w.bytes());
+    }
+
+    void publish(const RevenueRecord& r) {
+      auto st = load_output(r.payment_key);
+      auto hash = sha256(render_content(r));
+      if (st.revision > 0 && !st.retired && st.content_hash == hash) return;  // nothing changed
+      st.revision += 1;
+      st.content_hash = std::move(hash);
+      st.retired = false;
+      save_output(r.payment_key, st);
+      out.push_back({id + "/" + r.payment_key, render(r, st.revision), false});
+    }
+
+    void retire(const std::string& key) {
+      auto st = load_output(key);
+      if (st.revision == 0 || st.retired) return;
+      st.retired = true;
+      save_output(key, st);
+      out.push_back({id + "/" + key, std::string(), true});
+    }
+
+    void emit(std::string_view mode, const std::string& root) {
+      const auto s = summarize(ledger(mode).facts(root));
+      for (const auto& pid : s.payment_ids) {
+        if (pid != s.key) retire(pid);
+      }
+      if (!s.is_revenue()) {
+        retire(s.key);
+        return;
+      }
+      const auto a = attribution(mode, root, s);
+      RevenueRecord r;
+      r.site_id = id;
+      r.payment_key = s.key;
+      r.livemode = mode == "live";
+      r.amount = s.amount;
+      r.currency = s.currency;
+      r.refunded = s.refunded;
+      r.paid_at = s.paid_at;
+      r.method = a.method;
+      r.checkout_session = s.checkout_session;
+      r.payment_intent = s.payment_intent;
+      r.charge = s.charge;
+      r.invoice = s.invoice;
+      r.subscription = s.subscription;
+      r.customer = s.customer;
+      r.payment_link = s.payment_link;
+      r.visitor_ids = a.visitors;
+      r.email_hash = s.email_hash;
+      r.touches = a.touches;
+      for (std::size_t m = 0; m < kAllModels.size(); ++m) {
+        r.credits[m] = a.touches.empty() ? std::vector<std::int64_t>{}
+                                         : credit(kAllModels[m], a.touches, s.amount, a.paid_at);
+      }
+      publish(r);
+    }
+
+    // Recomputes the payments containing `ids` (and every payment of their subscriptions, since
+    // renewals inherit from the first), skipping payments made before `touch_at` when given: a
+    // touch cannot count for a payment it comes after.
+    void recompute(std::string_view mode, const std::set<std::string>& ids, Millis touch_at = 0) {
+      const auto ledger_ = ledger(mode);
+      std::set<std::string> roots;
+      for (const auto& pid : ids) {
+        if (auto r = ledger_.find(pid)) roots.insert(*r);
+      }
+      std::set<std::string> all;
+      for (const auto& root : roots) {
+        const auto s = summarize(ledger_.facts(root));
+        if (touch_at != 0 && s.paid_at < touch_at) continue;
+        all.insert(root);
+        if (s.subscription.empty()) continue;
+        const auto sub = ledger_.subscription(s.subscription);
+        for (const auto* set : {&sub.first_invoices, &sub.first_sessions, &sub.invoices}) {
+          for (const auto& pid : *set) {
+            if (auto r = ledger_.find(pid)) all.insert(*r);
+          }
+        }
+      }
+      for (const auto& root : all) emit(mode, root);
+    }
+
+    void recompute_all(const std::map<std::string, std::set<std::string>>& affected,
+                       Millis touch_at = 0) {
+      for (const auto mode : kModes) {
+        auto it = affected.find(std::string(mode));
+        if (it != affected.end() && !it->second.empty()) recompute(mode, it->second, touch_at);
+      }
+    }
+  };
+
+  const SiteSettings& settings_for(std::string_view site) { return settings_of(site); }
+
+  Outcome web_event(std::string_view json);
+  Outcome checkout_redirect(std::string_view json);
+  Outcome stripe_event(std::string_view json);
+};
+
+Outcome AttributionEngine::Impl::web_event(std::string_view json) {
+  simdjson::dom::element root;
+  if (auto err = parser.parse(json.data(), json.size()).get(root)) {
+    return invalid(std::string("web event: invalid JSON: ") + simdjson::error_message(err));
+  }
+  std::string error;
+  json::ObjectReader r(root, "web event", &error);
+  if (!r.is_object()) return invalid("web event: record is not a JSON object");
+  const auto type = r.required_string("type");
+  const auto site_id = r.required_string("site_id");
+  const auto visitor = r.required_string("visitor_id");
+  const auto event_id = r.required_string("event_id");
+  const auto received_at = r.required_int("received_at");
+  const auto occurred_at = r.optional_int("occurred_at");
+  const auto session_id = r.optional_string("session_id");
+  if (!error.empty()) return invalid(error);
+  if (!valid_site_id(site_id)) return invalid("web event: site_id must match ^[A-Za-z0-9_-]+$");
+  const Millis at = occurred_at && *occurred_at >= kMinMillis ? *occurred_at : *received_at;
+
+  if (type == "pageview") {
+    const auto url = r.required_string("url");
+    const auto referrer = r.optional_string("referrer");
+    auto device = r.optional_object("device");
+    const auto browser = device.optional_string("browser");
+    const auto os = device.optional_string("os");
+    const auto device_class = device.optional_string("device_class");
+    const auto country = r.optional_string("country");
+    if (!error.empty()) return invalid(error);
+    Site site(*this, settings_for(site_id), std::string(site_id));
+    Touch touch = extract_touch(
+        PageviewFacts{url, referrer, at, browser, os, device_class, country}, site.settings.rules);
+    touch.at = at;
+    if (touch.channel.empty()) touch.channel = std::string(classify_channel(touch));
+    const auto added = site.timelines.add_pageview(visitor, event_id, touch);
+    if (added.duplicate) return skipped("duplicate web event " + std::string(event_id));
+    std::map<std::string, std::set<std::string>> affected;
+    site.link_session(session_id, visitor, affected);
+    site.recompute_all(affected);
+    if (added.new_session) {
+      // A new touch: payments of this visitor's component made at or after it may change.
+      std::map<std::string, std::set<std::string>> mine;
+      for (const auto mode : kModes) {
+        mine[std::string(mode)] =
+            site.graph(mode).members(IdentityGraph::visitor(visitor)).payments;
+      }
+      site.recompute_all(mine, touch.at);
+    }
+    Outcome o;
+    o.revenue = std::move(site.out);
+    return o;
+  }
+  if (type == "identify") {
+    const auto email = r.required_string("email");
+    if (!error.empty()) return invalid(error);
+    const auto normalised = normalise_email(email);
+    if (normalised.empty()) return invalid("web event: field email is blank");
+    Site site(*this, settings_for(site_id), std::string(site_id));
+    const auto hash = email_hash(site.email_key(), normalised);
+    std::map<std::string, std::set<std::string>> affected;
+    for (const auto mode : kModes) {
+      affected[std::string(mode)] =
+          site.graph(mode).link({IdentityGraph::visitor(visitor), IdentityGraph::email(hash)});
+    }
+    site.link_session(session_id, visitor, affected);
+    site.recompute_all(affected);
+    Outcome o;
+    o.revenue = std::move(site.out);
+    return o;
+  }
+  if (type == "custom") {
+    (void)r.required_string("name");
+    if (!error.empty()) return invalid(error);
+    Site site(*this, settings_for(site_id), std::string(site_id));
+    std::map<std::string, std::set<std::string>> affected;
+    site.link_session(session_id, visitor, affected);
+    site.recompute_all(affected);
+    Outcome o;
+    o.revenue = std::move(site.out);
+    return o;
+  }
+  return invalid("web event: unknown type " + std::string(type));
+}
+
+Outcome AttributionEngine::Impl::checkout_redirect(std::string_view json) {
+  simdjson::dom::element root;
+  if (auto err = parser.parse(json.data(), json.size()).get(root)) {
+    return invalid(std::string("checkout redirect: invalid JSON: ") + simdjson::error_message(err));
+  }
+  std::string error;
+  json::ObjectReader r(root, "checkout redirect", &error);
+  if (!r.is_object()) return invalid("checkout redirect: record is not a JSON object");
+  const auto type = r.required_string("type");
+  const auto site_id = r.required_string("site_id");
+  const auto visitor = r.required_string("visitor_id");
+  (void)r.required_string("event_id");
+  const auto cs = r.required_string("checkout_session_id");
+  (void)r.required_int("received_at");
+  const auto session_id = r.optional_string("session_id");
+  if (!error.empty()) return invalid(error);
+  if (type != "checkout_redirect")
+    return invalid("checkout redirect: type is " + std::string(type) + ", not checkout_redirect");
+  if (!valid_site_id(site_id))
+    return invalid("checkout redirect: site_id must match ^[A-Za-z0-9_-]+$");
+  if (payment_id_kind(cs) != PaymentIdKind::checkout_session) {
+    return invalid("checkout redirect: checkout_session_id " + std::string(cs) +
+                   " is not a cs_ id");
+  }
+
+  Site site(*this, settings_for(site_id), std::string(site_id));
+  auto visitors = site.redirect_visitors(cs);
+  const bool fresh = visitors.emplace(visitor).second;
+  std::map<std::string, std::set<std::string>> affected;
+  if (fresh) {
+    codec::Writer w;
+    w.u64(kRedirectFormat);
+    w.strings(visitors);
+    store.put(site.redirect_key(cs), w.bytes());
+    for (const auto mode : kModes) {
+      affected[std::string(mode)] =
+          site.graph(mode).link({IdentityGraph::stripe(cs), IdentityGraph::visitor(visitor)});
+      affected[std::string(mode)].emplace(cs);  // the method may upgrade even with no new visitor
+    }
+  }
+  site.link_session(session_id, visitor, affected);
+  if (!fresh && affected.empty()) {
+    return skipped("duplicate checkout redirect for " + std::string(cs) + " by visitor " +
+                   std::string(visitor));
+  }
+  site.recompute_all(affected);
+  Outcome o;
+  o.revenue = std::move(site.out);
+  return o;
+}
+
+Outcome AttributionEngine::Impl::stripe_event(std::string_view json) {
+  // The site's metadata keys are needed while parsing, but the site is only known after: parse the
+  // envelope's site_id first (cheap), then the whole record with that site's keys.
+  std::string site_id;
+  {
+    simdjson::dom::element root;
+    if (auto err = parser.parse(json.data(), json.size()).get(root)) {
+      return invalid(std::string("stripe event: invalid JSON: ") + simdjson::error_message(err));
+    }
+    std::string error;
+    json::ObjectReader r(root, "stripe event", &error);
+    if (!r.is_object()) return invalid("stripe event: record is not a JSON object");
+    site_id = std::string(r.required_string("site_id"));
+    if (!error.empty()) return invalid(error);
+  }
+  if (!valid_site_id(site_id)) return invalid("stripe event: site_id must match ^[A-Za-z0-9_-]+$");
+  Site site(*this, settings_for(site_id), site_id);
+  auto parsed =
+      parse_stripe_record(json, {site.settings.visitor_id_keys, site.settings.session_id_keys});
+  switch (parsed.kind) {
+    case StripeEventParse::Kind::invalid:
+      return invalid(std::move(parsed.reason));
+    case StripeEventParse::Kind::unused:
+    case StripeEventParse::Kind::ignored:
+      return skipped(std::move(parsed.reason));
+    case StripeEventParse::Kind::ok:
+      break;
+  }
+  StripeEvent& ev = parsed.event;
+  const std::string_view mode = ev.livemode ? "live" : "test";
+  const std::string scope = site.scope(mode);
+  const std::string evt_key = "evt/" + scope + "/" + ev.event_id;
+  if (store.get(evt_key)) return skipped("duplicate Stripe event " + ev.event_id);
+
+  Observation& o = ev.object;
+  for (const auto& e : ev.emails) o.email_hashes.insert(email_hash(site.email_key(), e));
+  // "Two events for one change": the same object and type again. A further refund is a new
+  // change of the same charge, so charge.refunded is told apart by its cumulative amount.
+  std::string obj_key = "obj/" + scope + "/" + ev.type + "/" + o.id;
+  if (ev.type == "charge.refunded") obj_key += "#" + std::to_string(o.amount_refunded);
+  const bool seen_object = store.get(obj_key).has_value();
+
+  auto ledger = site.ledger(mode);
+  auto graph = site.graph(mode);
+  std::set<std::string> affected;
+  bool changed = false;
+
+  // Identity edges this event shows: its payment objects, customer, subscription, emails and any
+  // visitor ids (metadata, client_reference_id) are one person.
+  std::vector<std::string> nodes;
+  const auto pids = o.payment_ids();
+  for (const auto& pid : pids) nodes.push_back(IdentityGraph::stripe(pid));
+  if (o.kind == ObjectKind::subscription) nodes.push_back(IdentityGraph::stripe(o.id));
+  if (!o.subscription.empty()) nodes.push_back(IdentityGraph::stripe(o.subscription));
+  if (!o.customer.empty()) nodes.push_back(IdentityGraph::stripe(o.customer));
+  for (const auto& h : o.email_hashes) nodes.push_back(IdentityGraph::email(h));
+  for (const auto& v : o.visitor_ids) nodes.push_back(IdentityGraph::visitor(v));
+  for (const auto& s : o.session_ids) nodes.push_back(IdentityGraph::session(s));
+  if (!o.client_reference_id.empty())
+    nodes.push_back(IdentityGraph::visitor(o.client_reference_id));
+
+  // What this event tells about a subscription: which invoice / checkout session started it (the
+  // payment renewals inherit from), its invoices, and revtrace ids in its metadata (the
+  // subscription's own, or the snapshot an invoice carries).
+  SubscriptionFacts sub_add;
+  std::string sub_id;
+  if (o.kind == ObjectKind::subscription) {
+    sub_id = o.id;
+    if (!o.invoice.empty()) sub_add.first_invoices.insert(o.invoice);  // latest_invoice at creation
+    sub_add.visitor_ids = o.visitor_ids;
+    sub_add.session_ids = o.session_ids;
+  } else {
+    const auto applied = ledger.apply(o);
+    changed = applied.changed;
+    affected.insert(applied.root);
+    sub_id = o.subscription;
+    if (o.kind == ObjectKind::invoice) {
+      sub_add.invoices.insert(o.id);
+      if (o.billing_reason == "subscription_create") sub_add.first_invoices.insert(o.id);
+      sub_add.visitor_ids = o.visitor_ids;
+      sub_add.session_ids = o.session_ids;
+    } else if (o.kind == ObjectKind::checkout_session) {
+      sub_add.first_sessions.insert(o.id);
+      if (!o.invoice.empty()) {
+        sub_add.first_invoices.insert(o.invoice);
+        sub_add.invoices.insert(o.invoice);
+      }
+    }
+  }
+  if (!sub_id.empty()) {
+    if (!o.customer.empty()) sub_add.customers.insert(o.customer);
+    if (ledger.add_to_subscription(sub_id, sub_add)) {
+      // Every payment of the subscription may change: the first one's evidence, and the
+      // renewals that inherit from it.
+      changed = true;
+      const auto sub = ledger.subscription(sub_id);
+      for (const auto* set : {&sub.first_invoices, &sub.first_sessions, &sub.invoices}) {
+        affected.insert(set->begin(), set->end());
+      }
+    }
+  }
+  auto gained = graph.link(nodes);
+  if (!gained.empty()) changed = true;
+  affected.merge(gained);
+
+  store.put(evt_key, "");
+  store.put(obj_key, "");
+  if (!changed && seen_object) {
+    return skipped("duplicate of an already applied " + ev.type + " for " + o.id);
+  }
+  site.recompute(mode, affected);
+  Outcome out;
+  out.revenue = std::move(site.out);
+  return out;
+}
+
+AttributionEngine::AttributionEngine(StateStore& store,
+                                     std::function<const SiteSettings&(std::string_view)> settings)
+    : impl_(std::make_unique<Impl>(store, std::move(settings))) {}
+
+AttributionEngine::~AttributionEngine() = default;
+
+Outcome AttributionEngine::on_web_event(std::string_view record_json) {
+  return impl_->web_event(record_json);
+}
+
+Outcome AttributionEngine::on_checkout_redirect(std::string_view record_json) {
+  return impl_->checkout_redirect(record_json);
+}
+
+Outcome AttributionEngine::on_stripe_event(std::string_view record_json) {
+  return impl_->stripe_event(record_json);
+}
+
+}  // namespace revtrace::domain

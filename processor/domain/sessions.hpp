@@ -1,0 +1,15 @@
+#pragma once
+// Sessionisation: a visitor's pageviews with no gap over 30 minutes; a pageview with a traffic
+// source (not direct) that differs from the session's starts a new session.
+#include "processor/domain/touch.hpp"
+
+namespace revtrace::domain {
+
+inline constexpr Millis kSessionIdle = 30 * 60 * 1000;
+
+// A pageview with touch `candidate` (at candidate.at) after a session last seen at `last_seen`
+// whose landing touch was `session_touch`.
+[[nodiscard]] bool starts_new_session(Millis last_seen, const Touch& session_touch,
+                                      const Touch& candidate);
+
+}  // namespace revtrace::domain

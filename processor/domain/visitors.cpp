@@ -1,0 +1,85 @@
+#include "processor/domain/visitors.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "processor/domain/codec.hpp"
+#include "processor/domain/sessions.hpp"
+
+namespace revtrace::domain {
+
+namespace {
+constexpr std::uint64_t kFormat = 1;
+}
+
+VisitorTimelines::VisitorTimelines(StateStore& store, std::string site)
+    : store_(store), site_(std::move(site)) {}
+
+std::string VisitorTimelines::key(std::string_view visitor) const {
+  std::string k = "vis/";
+  k += site_;
+  k += '/';
+  k += visitor;
+  return k;
+}
+
+VisitorTimelines::State VisitorTimelines::load(std::string_view visitor) const {
+  State s;
+  const auto k = key(visitor);
+  const auto v = store_.get(k);
+  if (!v) return s;
+  codec::Reader r(*v);
+  if (r.u64() != kFormat)
+    throw std::runtime_error("revtrace::domain: corrupt visitor state at key " + k);
+  s.last_seen = r.i64();
+  const auto n_events = r.count();
+  for (std::uint64_t i = 0; i < n_events && r.ok(); ++i) s.recent_events.push_back(r.str());
+  const auto n_sessions = r.count();
+  for (std::uint64_t i = 0; i < n_sessions && r.ok(); ++i) s.sessions.push_back(r.touch());
+  if (!r.ok() || !r.done())
+    throw std::runtime_error("revtrace::domain: corrupt visitor state at key " + k);
+  return s;
+}
+
+void VisitorTimelines::save(std::string_view visitor, const State& s) {
+  codec::Writer w;
+  w.u64(kFormat);
+  w.i64(s.last_seen);
+  w.u64(s.recent_events.size());
+  for (const auto& e : s.recent_events) w.str(e);
+  w.u64(s.sessions.size());
+  for (const auto& t : s.sessions) w.touch(t);
+  store_.put(key(visitor), w.bytes());
+}
+
+VisitorTimelines::Added VisitorTimelines::add_pageview(std::string_view visitor,
+                                                       std::string_view event_id,
+                                                       const Touch& touch) {
+  auto s = load(visitor);
+  Added added;
+  if (!event_id.empty()) {
+    if (std::find(s.recent_events.begin(), s.recent_events.end(), event_id) !=
+        s.recent_events.end()) {
+      added.duplicate = true;
+      return added;
+    }
+    s.recent_events.emplace_back(event_id);
+    if (s.recent_events.size() > kRecentEvents) s.recent_events.erase(s.recent_events.begin());
+  }
+  if (s.sessions.empty() || starts_new_session(s.last_seen, s.sessions.back(), touch)) {
+    s.sessions.push_back(touch);
+    if (s.sessions.size() > kMaxSessions) s.sessions.erase(s.sessions.begin());
+    s.last_seen = touch.at;
+    added.new_session = true;
+  } else {
+    s.last_seen = std::max(s.last_seen, touch.at);
+  }
+  save(visitor, s);
+  return added;
+}
+
+std::vector<Touch> VisitorTimelines::touches(std::string_view visitor) const {
+  return load(visitor).sessions;
+}
+
+}  // namespace revtrace::domain

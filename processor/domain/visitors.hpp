@@ -1,0 +1,54 @@
+#pragma once
+// VisitorTimelines — each visitor's sessions, one touch per session, built from pageviews.
+//
+// Pageviews of a visitor are applied in the order of the web-events log (one site = one
+// partition, so that order is fixed and a replay sees the same one). A pageview starts a new
+// session when starts_new_session() says so (idle over 30 minutes, or a different traffic source);
+// the session's touch is its landing pageview's touch. Only touches matter for attribution, so a
+// visitor's state is small: the last pageview time, the touches of its most recent sessions, and
+// the ids of its most recent events (to drop a re-delivered pageview).
+//
+// Bounded: at most kMaxSessions touches (oldest dropped first) and kRecentEvents event ids per
+// visitor. A visitor with more sessions than that inside the lookback window loses its oldest
+// touches; this is a deliberate cap on state size.
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "processor/domain/state_store.hpp"
+#include "processor/domain/touch.hpp"
+
+namespace revtrace::domain {
+
+class VisitorTimelines {
+ public:
+  static constexpr std::size_t kMaxSessions = 256;
+  static constexpr std::size_t kRecentEvents = 64;
+
+  // `site` scopes the state keys: "vis/<site>/<visitor>".
+  VisitorTimelines(StateStore& store, std::string site);
+
+  struct Added {
+    bool duplicate = false;    // the event id was seen recently: nothing changed
+    bool new_session = false;  // the pageview started a session: a new touch exists
+  };
+  // Applies one pageview whose touch (with channel) is `touch`.
+  Added add_pageview(std::string_view visitor, std::string_view event_id, const Touch& touch);
+  // The visitor's session touches, in the order they started.
+  [[nodiscard]] std::vector<Touch> touches(std::string_view visitor) const;
+
+ private:
+  struct State {
+    Millis last_seen = 0;
+    std::vector<std::string> recent_events;  // oldest first
+    std::vector<Touch> sessions;             // oldest first
+  };
+  [[nodiscard]] State load(std::string_view visitor) const;
+  void save(std::string_view visitor, const State& s);
+  [[nodiscard]] std::string key(std::string_view visitor) const;
+  StateStore& store_;
+  std::string site_;
+};
+
+}  // namespace revtrace::domain
