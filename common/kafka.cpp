@@ -292,6 +292,7 @@ std::map<std::string, std::string> Admin::topic_configs(const std::string& topic
 MockCluster::MockCluster(int brokers) {
   ConfPtr conf(rd_kafka_conf_new());
   set(conf.get(), "client.id", "revtrace-embedded-broker");
+  set(conf.get(), "log_level", "3");  // this handle only owns the broker; it never connects
   owner_ = make_handle(RD_KAFKA_PRODUCER, std::move(conf));
   cluster_ = rd_kafka_mock_cluster_new(owner_.get(), brokers);
   if (cluster_ == nullptr) throw ConfigError("kafka: cannot start the embedded broker");
