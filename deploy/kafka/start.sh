@@ -73,8 +73,10 @@ logger.kafka.level = INFO
 logger.apache.name = org.apache.kafka
 logger.apache.level = WARN
 PROPS
+  # A random KRaft cluster id (base64url of 16 random bytes); "--cluster-id=" keeps an id that
+  # starts with "-" from being read as an option.
   cluster_id=$(python3 -c 'import uuid,base64; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')
-  kafka_java "$dir" kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" \
+  kafka_java "$dir" kafka.tools.StorageTool format --cluster-id="$cluster_id" --config="$dir/server.properties" \
     > "$dir/format.log" 2>&1 || { cat "$dir/format.log" >&2; die "formatting storage in $dir failed"; }
 else
   port=$(sed -n 's/^advertised.listeners=PLAINTEXT:\/\/127.0.0.1:\([0-9]*\)$/\1/p' "$dir/server.properties")
