@@ -429,10 +429,10 @@ struct Processor::Impl {
         kafka::MessagePtr m(rd_kafka_consumer_poll(
             consumer.get(), batch.empty() ? 100 : static_cast<int>(std::max<long>(0, left.count()))));
         if (rebalanced) {
-          // Records fetched before the assignment changed are re-fetched from the new positions.
+          // Records collected before the assignment changed are re-fetched from the positions the
+          // new assignment set; a record returned by this poll already comes from them.
           batch.clear();
           rebalanced = false;
-          if (m) continue;
         }
         if (!m) {
           if (batch.empty() && !stopping.load()) {
@@ -478,7 +478,10 @@ struct Processor::Impl {
       const auto& e = list->elems[i];
       std::int64_t low = 0;
       std::int64_t high = 0;
-      if (rd_kafka_get_watermark_offsets(consumer.get(), e.topic, e.partition, &low, &high)) continue;
+      // Asks the broker (the cached watermarks are missing for partitions not fetched yet).
+      if (rd_kafka_query_watermark_offsets(consumer.get(), e.topic, e.partition, &low, &high, 2000)) {
+        continue;
+      }
       const std::int64_t pos = e.offset >= 0 ? e.offset : low;
       out += "revtrace_processor_consumer_lag{topic=\"" + std::string(e.topic) + "\",partition=\"" +
              std::to_string(e.partition) + "\"} " + std::to_string(std::max<std::int64_t>(0, high - pos)) + "\n";
