@@ -198,6 +198,35 @@ std::vector<BreakdownRow> sorted_rows(std::map<std::pair<std::string, std::strin
   return rows;
 }
 
+// Aggregate changes of one write: full aggregate key -> change.
+using Delta = std::map<std::string, Amounts>;
+
+// Adds (sign +1) or retracts (sign -1) one record's contributions to every day aggregate.
+void accumulate(Delta& delta, std::string_view site, simdjson::dom::element r, std::int64_t sign) {
+  const bool live = r["livemode"];
+  const std::string day = utc_day(r["paid_at"].get_int64());
+  for (auto& [k, a] : contributions(r, kModels, group_by_dimensions(), {})) {
+    const auto parts = split(k);  // model, dim, currency, value
+    delta[join({"d", site, mode_name(live), parts[0], parts[1], day, parts[2], parts[3]})].add(a, sign);
+  }
+}
+
+// Folds the changes into the stored aggregates (a zero aggregate is deleted).
+void write_delta(rocksdb::DB& db, rocksdb::WriteBatch& batch, const Delta& delta) {
+  for (const auto& [k, d] : delta) {
+    if (d.zero()) continue;
+    Amounts cur;
+    std::string v;
+    if (db.Get(rocksdb::ReadOptions(), k, &v).ok()) cur = decode(v);
+    cur.add(d);
+    if (cur.zero()) {
+      batch.Delete(k);
+    } else {
+      batch.Put(k, encode(cur));
+    }
+  }
+}
+
 }  // namespace
 
 const std::vector<std::string_view>& group_by_dimensions() {
@@ -260,16 +289,7 @@ bool ReadModels::apply(std::string_view record, std::string& error) {
     const std::int64_t revision = rec["revision"];
     const std::string pkey = join({"p", site, payment});
     rocksdb::WriteBatch batch;
-    std::map<std::string, Amounts> delta;  // full aggregate key -> change
-    auto accumulate = [&](simdjson::dom::element r, std::int64_t sign) {
-      const bool live = r["livemode"];
-      const std::int64_t paid_at = r["paid_at"];
-      const std::string day = utc_day(paid_at);
-      for (auto& [k, a] : contributions(r, kModels, group_by_dimensions(), {})) {
-        const auto parts = split(k);  // model, dim, currency, value
-        delta[join({"d", site, mode_name(live), parts[0], parts[1], day, parts[2], parts[3]})].add(a, sign);
-      }
-    };
+    Delta delta;
     std::string stored;
     if (db_->Get(rocksdb::ReadOptions(), pkey, &stored).ok()) {
       simdjson::dom::element prev = previous_parser.parse(stored);
@@ -278,22 +298,11 @@ bool ReadModels::apply(std::string_view record, std::string& error) {
           std::make_pair(generation_of(rec), revision)) {
         return true;  // an old or repeated revision
       }
-      accumulate(prev, -1);
+      accumulate(delta, site, prev, -1);
       batch.Delete(index_key(site, prev["livemode"].get_bool(), prev["paid_at"].get_int64(), payment));
     }
-    accumulate(rec, +1);
-    for (auto& [k, d] : delta) {
-      if (d.zero()) continue;
-      Amounts cur;
-      std::string v;
-      if (db_->Get(rocksdb::ReadOptions(), k, &v).ok()) cur = decode(v);
-      cur.add(d);
-      if (cur.zero()) {
-        batch.Delete(k);
-      } else {
-        batch.Put(k, encode(cur));
-      }
-    }
+    accumulate(delta, site, rec, +1);
+    write_delta(*db_, batch, delta);
     batch.Put(pkey, std::string(record));
     batch.Put(index_key(site, rec["livemode"].get_bool(), rec["paid_at"].get_int64(), payment), "");
     const auto s = db_->Write(rocksdb::WriteOptions(), &batch);
@@ -316,22 +325,11 @@ void ReadModels::retire(std::string_view key) {
   simdjson::dom::parser parser;
   simdjson::dom::element prev = parser.parse(stored);
   rocksdb::WriteBatch batch;
+  Delta delta;
+  accumulate(delta, site, prev, -1);
+  write_delta(*db_, batch, delta);
   const bool live = prev["livemode"];
   const std::int64_t paid_at = prev["paid_at"];
-  const std::string day = utc_day(paid_at);
-  for (auto& [k, a] : contributions(prev, kModels, group_by_dimensions(), {})) {
-    const auto parts = split(k);
-    const std::string agg = join({"d", site, mode_name(live), parts[0], parts[1], day, parts[2], parts[3]});
-    Amounts cur;
-    std::string v;
-    if (db_->Get(rocksdb::ReadOptions(), agg, &v).ok()) cur = decode(v);
-    cur.add(a, -1);
-    if (cur.zero()) {
-      batch.Delete(agg);
-    } else {
-      batch.Put(agg, encode(cur));
-    }
-  }
   batch.Delete(index_key(site, live, paid_at, payment));
   batch.Delete(pkey);
   const auto s = db_->Write(rocksdb::WriteOptions(), &batch);

@@ -173,6 +173,23 @@ TEST_CASE("read models: time series, date range and payment pages", "[projection
   CHECK(!m.payment("s2", "pi_b").has_value());
 }
 
+TEST_CASE("read models: a tombstone retires a merged payment key", "[projections]") {
+  ReadModels m(temp_dir());
+  apply_all(m, {record("ch_1", 1, 700, 0, "google", "bing", 700, 0),
+                record("pi_1", 1, 300, 0, "google", "bing", 300, 0)});
+  m.retire("s1/ch_1");
+  m.retire("s1/unknown");  // nothing to retract
+  BreakdownQuery q;
+  q.site = "s1";
+  q.model = "first_touch";
+  q.group_by = "source";
+  auto rows = by_key(m.breakdown(q));
+  CHECK(rows["google"].revenue == 300);
+  CHECK(rows["google"].payments == 1);
+  CHECK(!m.payment("s1", "ch_1").has_value());
+  CHECK(m.payments(q, 10, "").records.size() == 1);
+}
+
 TEST_CASE("read models: malformed records are refused with a reason", "[projections]") {
   ReadModels m(temp_dir());
   std::string err;
