@@ -126,6 +126,7 @@ struct Processor::Impl {
       rd_kafka_assign(rk, nullptr);
       assignment.clear();
       catch_up.clear();
+      end_of.clear();
       paused.clear();
       engines.clear();
       return;
@@ -182,28 +183,32 @@ struct Processor::Impl {
     if (list->cnt > 0) rd_kafka_pause_partitions(consumer.get(), list.get());
   }
 
-  // Partitions whose position reached their catch-up target go live; their group resumes. The
-  // position (not the last record) counts: transaction markers occupy offsets too.
+  // Partitions whose position reached their catch-up target go live; a partition number whose
+  // topics have all caught up resumes. The position (not the last record) counts: transaction
+  // markers occupy offsets too; a partition that ends in a marker is finished by its EOF event.
   void finish_catch_up() {
-    if (catch_up.empty()) return;
-    kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(catch_up.size())));
-    for (const auto& [tp, target] : catch_up) {
-      rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition);
-    }
-    rd_kafka_position(consumer.get(), list.get());
-    std::set<std::int32_t> done;
-    for (int i = 0; i < list->cnt; ++i) {
-      const auto& e = list->elems[i];
-      auto it = catch_up.find({e.topic, e.partition});
-      if (it != catch_up.end() && e.offset >= it->second) {
-        done.insert(e.partition);
-        catch_up.erase(it);
+    if (!catch_up.empty()) {
+      kafka::PartitionListPtr list(
+          rd_kafka_topic_partition_list_new(static_cast<int>(catch_up.size())));
+      for (const auto& [tp, target] : catch_up) {
+        rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition);
+      }
+      rd_kafka_position(consumer.get(), list.get());
+      for (int i = 0; i < list->cnt; ++i) {
+        const auto& e = list->elems[i];
+        const TopicPartition tp{e.topic, e.partition};
+        auto eof = end_of.find(tp);
+        const std::int64_t reached =
+            std::max<std::int64_t>(e.offset, eof == end_of.end() ? -1 : eof->second);
+        auto it = catch_up.find(tp);
+        if (it != catch_up.end() && reached >= it->second) catch_up.erase(it);
       }
     }
-    for (auto p : done) {
-      bool still = false;
-      for (const auto& [tp, _] : catch_up) still = still || tp.partition == p;
-      if (still) continue;
+    std::set<std::int32_t> ready;
+    for (const auto& tp : paused) {
+      if (!group_catching_up(tp.partition)) ready.insert(tp.partition);
+    }
+    for (auto p : ready) {
       kafka::PartitionListPtr resume(rd_kafka_topic_partition_list_new(3));
       for (auto it = paused.begin(); it != paused.end();) {
         if (it->partition == p) {
@@ -213,7 +218,7 @@ struct Processor::Impl {
           ++it;
         }
       }
-      if (resume->cnt > 0) rd_kafka_resume_partitions(consumer.get(), resume.get());
+      rd_kafka_resume_partitions(consumer.get(), resume.get());
       spdlog::info("processor: partition {}: state rebuilt, processing live", p);
     }
   }
@@ -226,6 +231,7 @@ struct Processor::Impl {
                                                 {"enable.auto.commit", "false"},
                                                 {"enable.auto.offset.store", "false"},
                                                 {"auto.offset.reset", "earliest"},
+                                                {"enable.partition.eof", "true"},
                                                 // range assigns partition p of every input topic
                                                 // to the same member: co-partitioning.
                                                 {"partition.assignment.strategy", "range"}});
@@ -330,6 +336,47 @@ struct Processor::Impl {
     return topic == topics::kWebEvents ? 0 : topic == topics::kCheckoutRedirects ? 1 : 2;
   }
 
+  bool group_catching_up(std::int32_t partition) const {
+    for (const auto& [tp, target] : catch_up) {
+      if (tp.partition == partition) return true;
+    }
+    return false;
+  }
+
+  // A partition number goes live only when all its topics have caught up: a live record of one
+  // topic must not be computed while another topic's history is still being replayed (its
+  // changes would then be suppressed). Such records leave the batch; their partition is rewound
+  // to them and paused until the group has caught up.
+  void defer_live_records_of_catching_up_groups(std::vector<kafka::MessagePtr>& batch) {
+    if (catch_up.empty()) return;
+    std::map<TopicPartition, std::int64_t> rewind;
+    std::vector<kafka::MessagePtr> kept;
+    for (auto& m : batch) {
+      TopicPartition tp{rd_kafka_topic_name(m->rkt), m->partition};
+      auto it = catch_up.find(tp);
+      const bool replaying = it != catch_up.end() && m->offset < it->second;
+      if (replaying || !group_catching_up(m->partition)) {
+        kept.push_back(std::move(m));
+        continue;
+      }
+      auto [r, inserted] = rewind.try_emplace(tp, m->offset);
+      if (!inserted) r->second = std::min(r->second, m->offset);
+      // A record at or past this topic's own target: everything before it was delivered.
+      if (it != catch_up.end()) end_of[tp] = std::max(end_of[tp], m->offset);
+    }
+    batch = std::move(kept);
+    for (const auto& [tp, offset] : rewind) {
+      kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(1));
+      rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition)->offset = offset;
+      if (paused.insert(tp).second) rd_kafka_pause_partitions(consumer.get(), list.get());
+      if (auto* e = rd_kafka_seek_partitions(consumer.get(), list.get(), 10000)) {
+        spdlog::error("processor: rewinding {}[{}] failed: {}", tp.topic, tp.partition,
+                      rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+      }
+    }
+  }
+
   // Processes one batch in one transaction; returns false when the process must stop.
   bool process_batch(std::vector<kafka::MessagePtr>& batch) {
     // A deterministic order within the batch (web evidence before payments, then offsets): fewer
@@ -341,6 +388,8 @@ struct Processor::Impl {
       if (a->partition != b->partition) return a->partition < b->partition;
       return a->offset < b->offset;
     });
+    defer_live_records_of_catching_up_groups(batch);
+    if (batch.empty()) return true;
     std::map<TopicPartition, std::int64_t> first;
     std::map<TopicPartition, std::int64_t> next;       // every record: the local state's offsets
     std::map<TopicPartition, std::int64_t> live_next;  // records with output: the group's offsets
@@ -398,7 +447,7 @@ struct Processor::Impl {
     spdlog::warn("processor: transaction aborted ({}); rewinding {} partitions", status.message,
                  first.size());
     staged->discard();
-    engines.clear();  // engines may cache state read during the aborted batch
+    end_of.clear();   // the rewind re-delivers what the aborted batch held
     aborts.inc();
     if (auto s = kafka::classify(rd_kafka_abort_transaction(producer.get(), 60000)); !s.ok()) {
       spdlog::critical("processor: abort_transaction: {}", s.message);
@@ -442,7 +491,10 @@ struct Processor::Impl {
           break;
         }
         if (m->err) {
-          if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+          if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            // Every record before this end was delivered (and is in this batch or processed).
+            end_of[{rd_kafka_topic_name(m->rkt), m->partition}] = m->offset;
+          } else {
             spdlog::warn("processor: consumer: {}", rd_kafka_message_errstr(m.get()));
           }
           continue;
@@ -464,27 +516,37 @@ struct Processor::Impl {
     }
   }
 
-  // Consumer lag per assigned partition, from the cached high watermarks.
+  // Consumer lag per assigned partition: the high watermark (cached from fetches, asked from the
+  // broker when not cached yet) minus the position. No lock is held while asking the broker.
   std::string lag_metrics() {
     std::string out =
         "# HELP revtrace_processor_consumer_lag Records behind the partition's end.\n"
         "# TYPE revtrace_processor_consumer_lag gauge\n";
-    std::lock_guard lock(assignment_mutex);
-    if (assignment.empty()) return out;
-    kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(assignment.size())));
-    for (const auto& tp : assignment) rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition);
+    kafka::PartitionListPtr list;
+    {
+      std::lock_guard lock(assignment_mutex);
+      if (assignment.empty()) return out;
+      list.reset(rd_kafka_topic_partition_list_new(static_cast<int>(assignment.size())));
+      for (const auto& tp : assignment) {
+        rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition);
+      }
+    }
     rd_kafka_position(consumer.get(), list.get());
     for (int i = 0; i < list->cnt; ++i) {
       const auto& e = list->elems[i];
       std::int64_t low = 0;
       std::int64_t high = 0;
-      // Asks the broker (the cached watermarks are missing for partitions not fetched yet).
-      if (rd_kafka_query_watermark_offsets(consumer.get(), e.topic, e.partition, &low, &high, 2000)) {
-        continue;
+      if (rd_kafka_get_watermark_offsets(consumer.get(), e.topic, e.partition, &low, &high) ||
+          high < 0) {
+        if (rd_kafka_query_watermark_offsets(consumer.get(), e.topic, e.partition, &low, &high,
+                                             2000)) {
+          continue;
+        }
       }
       const std::int64_t pos = e.offset >= 0 ? e.offset : low;
-      out += "revtrace_processor_consumer_lag{topic=\"" + std::string(e.topic) + "\",partition=\"" +
-             std::to_string(e.partition) + "\"} " + std::to_string(std::max<std::int64_t>(0, high - pos)) + "\n";
+      out += "revtrace_processor_consumer_lag{topic=\"" + std::string(e.topic) +
+             "\",partition=\"" + std::to_string(e.partition) + "\"} " +
+             std::to_string(std::max<std::int64_t>(0, high - pos)) + "\n";
     }
     return out;
   }
@@ -510,6 +572,7 @@ struct Processor::Impl {
   std::mutex assignment_mutex;
   std::set<TopicPartition> assignment;
   std::map<TopicPartition, std::int64_t> catch_up;  // suppress output below these offsets
+  std::map<TopicPartition, std::int64_t> end_of;    // last end-of-partition offset seen
   std::set<TopicPartition> paused;
   bool rebalanced = false;
   kafka::HandlePtr consumer;
