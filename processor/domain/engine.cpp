@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <tuple>
@@ -53,6 +54,18 @@ Outcome skipped(std::string reason) {
   return o;
 }
 
+// One element of a payment's revision basis (ENGINE.md, "Revisions"): a kind letter and its
+// parts, each length-prefixed so that two different elements never render alike.
+std::string basis_element(char kind, std::initializer_list<std::string_view> parts) {
+  std::string out(1, kind);
+  for (const auto p : parts) {
+    out += std::to_string(p.size());
+    out += ':';
+    out += p;
+  }
+  return out;
+}
+
 auto touch_order(const Touch& t) {
   return std::tie(t.at, t.channel, t.source, t.medium, t.campaign, t.term, t.content, t.click_id,
                   t.referrer, t.landing_path, t.browser, t.os, t.device_class, t.country);
@@ -91,6 +104,7 @@ struct AttributionEngine::Impl {
     std::string id;
     VisitorTimelines timelines;
     std::vector<OutputRecord> out;
+    std::size_t forced_revisions = 0;
 
     Site(Impl& i, const SiteSettings& s, std::string site)
         : impl(i), settings(s), id(site), timelines(i.store, site) {}
@@ -114,16 +128,14 @@ struct AttributionEngine::Impl {
       if (impl.store.get(key)) return;
       impl.store.put(key, visitor);
       for (const auto mode : kModes) {
+        // Payments whose metadata names the session now resolve to a visitor (method
+        // "metadata") even when that visitor was already in their component.
+        auto naming = graph(mode).members(IdentityGraph::session(session)).payments;
         auto a =
             graph(mode).link({IdentityGraph::session(session), IdentityGraph::visitor(visitor)});
         affected[std::string(mode)].merge(a);
+        affected[std::string(mode)].merge(naming);
       }
-    }
-
-    [[nodiscard]] bool session_resolves(const std::set<std::string>& sessions) const {
-      return std::any_of(sessions.begin(), sessions.end(), [&](const std::string& s) {
-        return impl.store.get("ses/" + id + "/" + s).has_value();
-      });
     }
 
     [[nodiscard]] std::string redirect_key(std::string_view cs) const {
@@ -144,28 +156,52 @@ struct AttributionEngine::Impl {
 
     // --- attribution ----------------------------------------------------------------------------
 
+    // The payment's attribution from its own evidence (and, with `sub`, its subscription's
+    // metadata ids). Adds to `basis` every element this result depends on (ENGINE.md,
+    // "Revisions"): the payment's distinct observations, resolved metadata sessions, redirects
+    // naming its checkout sessions, its component's visitors, and their sessions started within
+    // [earliest - lookback, latest] — a window that contains [paid_at - lookback, paid_at] and
+    // only widens as facts arrive.
     Attribution own_attribution(std::string_view mode, const PaymentSummary& s,
-                                const SubscriptionFacts* sub) const {
+                                const SubscriptionFacts* sub, std::set<std::string>& basis) const {
       Attribution a;
       a.paid_at = s.paid_at;
+      for (const auto& input : s.inputs) basis.insert(basis_element('o', {input}));
+      bool resolves = false;
+      for (const auto* sessions : {&s.session_ids, sub ? &sub->session_ids : nullptr}) {
+        if (sessions == nullptr) continue;
+        for (const auto& session : *sessions) {
+          if (impl.store.get("ses/" + id + "/" + session).has_value()) {
+            resolves = true;
+            basis.insert(basis_element('S', {session}));
+          }
+        }
+      }
       const bool metadata =
-          !s.visitor_ids.empty() || session_resolves(s.session_ids) ||
-          (sub && (!sub->visitor_ids.empty() || session_resolves(sub->session_ids)));
+          !s.visitor_ids.empty() || resolves || (sub && !sub->visitor_ids.empty());
       bool redirect = false;
-      for (const auto& id : s.payment_ids) {
-        if (payment_id_kind(id) == PaymentIdKind::checkout_session &&
-            !redirect_visitors(id).empty()) {
+      for (const auto& pid : s.payment_ids) {
+        if (payment_id_kind(pid) != PaymentIdKind::checkout_session) continue;
+        for (const auto& v : redirect_visitors(pid)) {
           redirect = true;
+          basis.insert(basis_element('r', {pid, v}));
         }
       }
       const bool reference = !s.client_reference_ids.empty();
       const bool link = !s.campaign.empty();
 
       const auto members = graph(mode).members(IdentityGraph::stripe(s.key));
+      // (No time seen at all — never for a real Stripe object: nothing is in the window.)
+      const Millis window_start = s.earliest == 0 ? s.latest + 1 : s.earliest - settings.lookback;
       std::vector<Touch> all;
       for (const auto& v : members.visitors) {
-        auto t = timelines.touches(v);
-        all.insert(all.end(), std::make_move_iterator(t.begin()), std::make_move_iterator(t.end()));
+        basis.insert(basis_element('v', {v}));
+        for (auto& session : timelines.sessions(v)) {
+          if (session.touch.at >= window_start && session.touch.at <= s.latest) {
+            basis.insert(basis_element('t', {v, std::to_string(session.number)}));
+          }
+          all.push_back(std::move(session.touch));
+        }
       }
       if (link) all.push_back(link_touch(s));
       std::sort(all.begin(), all.end(),
@@ -214,29 +250,57 @@ struct AttributionEngine::Impl {
       return std::nullopt;
     }
 
-    Attribution attribution(std::string_view mode, const std::string& root,
-                            const PaymentSummary& s) const {
-      if (s.subscription.empty()) return own_attribution(mode, s, nullptr);
-      const auto sub = ledger(mode).subscription(s.subscription);
+    // The payment's attribution, and in `basis` everything it depends on. For a payment of a
+    // subscription that is its subscription's facts and every candidate first payment's own
+    // basis too, whether or not it inherits now: the set must only grow (ENGINE.md).
+    Attribution attribution(std::string_view mode, const std::string& root, const PaymentSummary& s,
+                            std::set<std::string>& basis) const {
+      if (s.subscription.empty()) return own_attribution(mode, s, nullptr, basis);
+      const auto ledger_ = ledger(mode);
+      const auto sub = ledger_.subscription(s.subscription);
       const auto first = first_payment(mode, sub);
+      auto own = own_attribution(mode, s, &sub, basis);
+
+      // Every subscription the payment's objects name (normally one) contributes, so that the
+      // basis cannot shrink should the chosen one (the smallest id) ever change.
+      std::optional<Attribution> inherited;
+      for (const auto& sub_id : s.subscriptions) {
+        const auto facts = sub_id == s.subscription ? sub : ledger_.subscription(sub_id);
+        for (const auto& [kind, set] :
+             {std::pair{'I', &facts.first_invoices}, std::pair{'C', &facts.first_sessions},
+              std::pair{'V', &facts.visitor_ids}, std::pair{'W', &facts.session_ids}}) {
+          for (const auto& x : *set) basis.insert(basis_element(kind, {sub_id, x}));
+        }
+        std::set<std::string> candidates;
+        for (const auto* ids : {&facts.first_invoices, &facts.first_sessions}) {
+          for (const auto& pid : *ids) {
+            if (auto r = ledger_.find(pid); r && *r != root) candidates.insert(*r);
+          }
+        }
+        for (const auto& candidate : candidates) {
+          const auto fs = summarize(ledger_.facts(candidate));
+          auto a = own_attribution(mode, fs, &facts, basis);
+          if (sub_id == s.subscription && first && candidate == *first) inherited = std::move(a);
+        }
+        if (sub_id != s.subscription) (void)own_attribution(mode, s, &facts, basis);
+      }
+
       const bool is_first = s.billing_reason == "subscription_create" || s.subscription_checkout ||
                             (first && *first == root);
       const bool later_invoice = s.billing_reason == "subscription_cycle" ||
                                  s.billing_reason == "subscription_update" ||
                                  s.billing_reason == "subscription_threshold";
-      if (!is_first && first && (later_invoice || !s.invoice.empty())) {
+      if (!is_first && inherited && (later_invoice || !s.invoice.empty())) {
         // A renewal: the acquisition's attribution, so channels get the subscription's lifetime
         // value. Credits are re-split over this invoice's amount at the first payment's time.
-        const auto fs = summarize(ledger(mode).facts(*first));
-        auto a = own_attribution(mode, fs, &sub);
         // (A first payment dated after this invoice would be inconsistent data; then the
         // invoice stands on its own evidence rather than credit touches that came after it.)
-        if (!a.touches.empty() && a.paid_at <= s.paid_at) {
-          a.method = "inherited";
-          return a;
+        if (!inherited->touches.empty() && inherited->paid_at <= s.paid_at) {
+          inherited->method = "inherited";
+          return std::move(*inherited);
         }
       }
-      return own_attribution(mode, s, &sub);
+      return own;
     }
 
     // --- output ---------------------------------------------------------------------------------
@@ -264,11 +328,22 @@ struct AttributionEngine::Impl {
       impl.store.put("out/" + id + "/" + key, w.bytes());
     }
 
-    void publish(const RevenueRecord& r) {
+    // Emits `r` under revision `basis_size` (ENGINE.md, "Revisions") when its content or its
+    // revision differs from what was last emitted for the key. Emitting on a grown basis with
+    // unchanged content is what makes the latest revision independent of the arrival order.
+    void publish(const RevenueRecord& r, std::int64_t basis_size) {
       auto st = load_output(r.payment_key);
       auto hash = sha256(render_content(r));
-      if (st.revision > 0 && !st.retired && st.content_hash == hash) return;  // nothing changed
-      st.revision += 1;
+      const bool same = st.revision > 0 && !st.retired && st.content_hash == hash;
+      if (same && basis_size <= st.revision) return;
+      std::int64_t revision = basis_size;
+      if (revision <= st.revision) {
+        // New content without a grown basis: a rule was broken (see ENGINE.md, "Known limits").
+        // Never reuse a revision number in this history; report it.
+        revision = st.revision + 1;
+        ++forced_revisions;
+      }
+      st.revision = revision;
       st.content_hash = std::move(hash);
       st.retired = false;
       save_output(r.payment_key, st);
@@ -292,7 +367,8 @@ struct AttributionEngine::Impl {
         retire(s.key);
         return;
       }
-      const auto a = attribution(mode, root, s);
+      std::set<std::string> basis;
+      const auto a = attribution(mode, root, s, basis);
       RevenueRecord r;
       r.site_id = id;
       r.payment_key = s.key;
@@ -316,13 +392,15 @@ struct AttributionEngine::Impl {
         r.credits[m] = a.touches.empty() ? std::vector<std::int64_t>{}
                                          : credit(kAllModels[m], a.touches, s.amount, a.paid_at);
       }
-      publish(r);
+      publish(r, static_cast<std::int64_t>(basis.size()));
     }
 
     // Recomputes the payments containing `ids` (and every payment of their subscriptions, since
-    // renewals inherit from the first), skipping payments made before `touch_at` when given: a
-    // touch cannot count for a payment it comes after.
-    void recompute(std::string_view mode, const std::set<std::string>& ids, Millis touch_at = 0) {
+    // renewals inherit from the first). With `touch_at`, only payments whose touch window
+    // [earliest - lookback, latest] contains it: a session outside it changes neither a payment's
+    // touches nor its revision basis.
+    void recompute(std::string_view mode, const std::set<std::string>& ids,
+                   std::optional<Millis> touch_at = std::nullopt) {
       const auto ledger_ = ledger(mode);
       std::set<std::string> roots;
       for (const auto& pid : ids) {
@@ -331,13 +409,18 @@ struct AttributionEngine::Impl {
       std::set<std::string> all;
       for (const auto& root : roots) {
         const auto s = summarize(ledger_.facts(root));
-        if (touch_at != 0 && s.paid_at < touch_at) continue;
+        if (touch_at && (*touch_at > s.latest || *touch_at < s.earliest - settings.lookback)) {
+          continue;
+        }
         all.insert(root);
-        if (s.subscription.empty()) continue;
-        const auto sub = ledger_.subscription(s.subscription);
-        for (const auto* set : {&sub.first_invoices, &sub.first_sessions, &sub.invoices}) {
-          for (const auto& pid : *set) {
-            if (auto r = ledger_.find(pid)) all.insert(*r);
+        auto subs = s.subscriptions;
+        for (const auto& pid : s.payment_ids) subs.merge(ledger_.subscriptions_of(pid));
+        for (const auto& sub_id : subs) {
+          const auto sub = ledger_.subscription(sub_id);
+          for (const auto* set : {&sub.first_invoices, &sub.first_sessions, &sub.invoices}) {
+            for (const auto& pid : *set) {
+              if (auto r = ledger_.find(pid)) all.insert(*r);
+            }
           }
         }
       }
@@ -345,7 +428,7 @@ struct AttributionEngine::Impl {
     }
 
     void recompute_all(const std::map<std::string, std::set<std::string>>& affected,
-                       Millis touch_at = 0) {
+                       std::optional<Millis> touch_at = std::nullopt) {
       for (const auto mode : kModes) {
         auto it = affected.find(std::string(mode));
         if (it != affected.end() && !it->second.empty()) recompute(mode, it->second, touch_at);
@@ -409,6 +492,7 @@ Outcome AttributionEngine::Impl::web_event(std::string_view json) {
     }
     Outcome o;
     o.revenue = std::move(site.out);
+    o.forced_revisions = site.forced_revisions;
     return o;
   }
   if (type == "identify") {
@@ -427,6 +511,7 @@ Outcome AttributionEngine::Impl::web_event(std::string_view json) {
     site.recompute_all(affected);
     Outcome o;
     o.revenue = std::move(site.out);
+    o.forced_revisions = site.forced_revisions;
     return o;
   }
   if (type == "custom") {
@@ -438,6 +523,7 @@ Outcome AttributionEngine::Impl::web_event(std::string_view json) {
     site.recompute_all(affected);
     Outcome o;
     o.revenue = std::move(site.out);
+    o.forced_revisions = site.forced_revisions;
     return o;
   }
   return invalid("web event: unknown type " + std::string(type));
@@ -491,6 +577,7 @@ Outcome AttributionEngine::Impl::checkout_redirect(std::string_view json) {
   site.recompute_all(affected);
   Outcome o;
   o.revenue = std::move(site.out);
+  o.forced_revisions = site.forced_revisions;
   return o;
 }
 
@@ -524,17 +611,12 @@ Outcome AttributionEngine::Impl::stripe_event(std::string_view json) {
   }
   StripeEvent& ev = parsed.event;
   const std::string_view mode = ev.livemode ? "live" : "test";
-  const std::string scope = site.scope(mode);
-  const std::string evt_key = "evt/" + scope + "/" + ev.event_id;
-  if (store.get(evt_key)) return skipped("duplicate Stripe event " + ev.event_id);
-
+  // No per-event marker is kept: a redelivered event, or Stripe's "two events for one change",
+  // shows an observation the ledger already holds (PaymentFacts::inputs), links the graph already
+  // has and subscription facts already known, so it changes nothing and is skipped below. State
+  // therefore grows with payments, not with events.
   Observation& o = ev.object;
   for (const auto& e : ev.emails) o.email_hashes.insert(email_hash(site.email_key(), e));
-  // "Two events for one change": the same object and type again. A further refund is a new
-  // change of the same charge, so charge.refunded is told apart by its cumulative amount.
-  std::string obj_key = "obj/" + scope + "/" + ev.type + "/" + o.id;
-  if (ev.type == "charge.refunded") obj_key += "#" + std::to_string(o.amount_refunded);
-  const bool seen_object = store.get(obj_key).has_value();
 
   auto ledger = site.ledger(mode);
   auto graph = site.graph(mode);
@@ -599,14 +681,14 @@ Outcome AttributionEngine::Impl::stripe_event(std::string_view json) {
   if (!gained.empty()) changed = true;
   affected.merge(gained);
 
-  store.put(evt_key, "");
-  store.put(obj_key, "");
-  if (!changed && seen_object) {
-    return skipped("duplicate of an already applied " + ev.type + " for " + o.id);
+  if (!changed) {
+    return skipped("duplicate: Stripe event " + ev.event_id + " (" + ev.type + " for " + o.id +
+                   ") adds nothing new");
   }
   site.recompute(mode, affected);
   Outcome out;
   out.revenue = std::move(site.out);
+  out.forced_revisions = site.forced_revisions;
   return out;
 }
 

@@ -42,6 +42,12 @@ struct Outcome {
   enum class Kind { applied, skipped, invalid } kind = Kind::applied;
   std::string reason;
   std::vector<OutputRecord> revenue;
+  // Records among `revenue` whose revision could not be the payment's basis size because their
+  // content changed while the basis did not grow (ENGINE.md, "Revisions": only possible when a
+  // visitor's session cap dropped a touch a payment still used). Their revision is the previous
+  // one + 1 instead, so no revision number is ever reused; expected to stay 0 — export it as a
+  // counter and investigate if it is not.
+  std::size_t forced_revisions = 0;
 };
 
 class AttributionEngine {

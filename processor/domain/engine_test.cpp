@@ -69,7 +69,8 @@ TEST_CASE("first slice: newsletter pageview, then a paid checkout naming the vis
   REQUIRE(out.revenue.size() == 1);
   CHECK(out.revenue[0].key == "acme/pi_1");
   View r(out.revenue[0].value);
-  CHECK(r.num("revision") == 1);
+  // Revision = the size of the payment's basis: its one observation, visitor V, V's one session.
+  CHECK(r.num("revision") == 3);
   CHECK(r.num("amount") == 4900);
   CHECK(r.str("currency") == "usd");
   CHECK(r.num("net") == 4900);
@@ -100,7 +101,7 @@ TEST_CASE("output record: exact bytes, field order and nulls", "[engine][contrac
   REQUIRE(out.revenue.size() == 1);
   const std::string& v = out.revenue[0].value;
   CHECK(v.starts_with(
-      R"({"site_id":"acme","payment_key":"pi_1","revision":1,"livemode":false,"revenue_type":"cash","amount":4900,"currency":"usd","refunded":0,"net":4900,"paid_at":1744000030000,"method":"metadata","stripe":{"checkout_session":"cs_test_1","payment_intent":"pi_1","charge":null,"invoice":null,"subscription":null,"customer":null,"payment_link":null},"visitor_ids":[")" +
+      R"({"site_id":"acme","payment_key":"pi_1","revision":3,"livemode":false,"revenue_type":"cash","amount":4900,"currency":"usd","refunded":0,"net":4900,"paid_at":1744000030000,"method":"metadata","stripe":{"checkout_session":"cs_test_1","payment_intent":"pi_1","charge":null,"invoice":null,"subscription":null,"customer":null,"payment_link":null},"visitor_ids":[")" +
       V + R"("],"email_hash":)"));
   CHECK(v.find(R"("touches":[{"at":1744000000000,"channel":)") != std::string::npos);
   CHECK(
@@ -668,13 +669,13 @@ TEST_CASE("later evidence upgrades the result with a new revision", "[engine][ev
       h.feed(one_off_checkout("evt_w", "cs_test_W", "pi_W", 4900, paid, {}, "late@example.com"));
   REQUIRE(webhook.revenue.size() == 1);
   CHECK(View(webhook.revenue[0].value).str("method") == "unattributed");
-  CHECK(View(webhook.revenue[0].value).num("revision") == 1);
+  CHECK(View(webhook.revenue[0].value).num("revision") == 1);  // one observation, nothing else
 
   SECTION("the success-page redirect lands after the webhook") {
     const auto up = h.feed(redirect(V, "rd", "cs_test_W", paid + 3000));
     REQUIRE(up.revenue.size() == 1);
     View r(up.revenue[0].value);
-    CHECK(r.num("revision") == 2);
+    CHECK(r.num("revision") == 4);  // + the redirect, visitor V, V's session
     CHECK(r.str("method") == "checkout_redirect");
     CHECK(r.credits("first_touch") == std::vector<std::int64_t>{4900});
     // The same redirect again changes nothing.
@@ -686,7 +687,7 @@ TEST_CASE("later evidence upgrades the result with a new revision", "[engine][ev
     const auto up = h.feed(identify(V, "id", paid + kDay, "LATE@example.com"));
     REQUIRE(up.revenue.size() == 1);
     CHECK(View(up.revenue[0].value).str("method") == "identity_graph");
-    CHECK(View(up.revenue[0].value).num("revision") == 2);
+    CHECK(View(up.revenue[0].value).num("revision") == 3);  // + visitor V, V's session
   }
   SECTION("a pageview after the payment changes nothing") {
     h.feed(redirect(V, "rd", "cs_test_W", paid + 3000));
@@ -839,6 +840,38 @@ Mix everything() {
                                       "nobody@example.com"));
   m.others.push_back(one_off_checkout("evt_m4", "cs_live_M4", "pi_M4", 99900, paid,
                                       metadata({{"revtrace_visitor_id", V}}), "", "", true));
+  // A payment naming a pixel session that the pixel reports (by a custom event, after the
+  // payment) for a visitor the payment already reaches through client_reference_id: the method
+  // upgrades to metadata whichever comes first.
+  m.web.push_back(
+      pageview("v-sess", "vs-1", T0 + 7000, "https://shop.example/?utm_source=podcast"));
+  m.web.push_back(custom_event("v-sess", "vs-2", paid + kMinute, "upgrade", "sess-m5"));
+  m.others.push_back(one_off_checkout("evt_m5", "cs_test_M5", "pi_M5", 1200, paid,
+                                      metadata({{"revtrace_session_id", "sess-m5"}}), "",
+                                      "v-sess"));
+  // A pre-basil subscription seen only through its creation, the first invoice's charge (which
+  // names the invoice but not the subscription) and a renewal: the renewal inherits from the
+  // charge's payment whichever arrives first.
+  m.others.push_back(stripe_event("evt_x_sub", "customer.subscription.created", paid - 2000,
+                                  subscription("sub_X", "cus_X", "in_X1", {}, paid - 2000), false,
+                                  "2025-02-24.acacia"));
+  {
+    ChargeSpec ch = charge_spec("ch_X1", "pi_X1", 1500, paid - 1000);
+    ch.basil = false;
+    ch.invoice = "in_X1";
+    ch.metadata = metadata({{"revtrace_visitor_id", V_META}});
+    m.others.push_back(stripe_event("evt_x_ch1", "charge.succeeded", paid - 1000, charge(ch), false,
+                                    "2025-02-24.acacia"));
+    InvoiceSpec renewal;
+    renewal.id = "in_X2";
+    renewal.basil = false;
+    renewal.amount = 1500;
+    renewal.billing_reason = "subscription_cycle";
+    renewal.subscription = "sub_X";
+    renewal.paid_at = paid + 30 * kDay;
+    m.others.push_back(stripe_event("evt_x_in2", "invoice.paid", renewal.paid_at, invoice(renewal),
+                                    false, "2025-02-24.acacia"));
+  }
   return m;
 }
 
@@ -848,11 +881,14 @@ TEST_CASE("determinism: any interleaving of the topics gives the same latest rec
           "[engine][determinism]") {
   const auto mix = everything();
   const auto ledger = same_ledger_in_every_order(mix.web, mix.others, 100);
-  // Payments: 3 + 3 subscription invoices, 4 one-off checkouts; counted once each.
-  REQUIRE(ledger.size() == 10);
+  // Payments: 3 + 3 + 2 subscription invoices, 5 one-off checkouts; counted once each.
+  REQUIRE(ledger.size() == 13);
   std::int64_t total = 0;
   for (const auto& [k, v] : ledger) total += View(v).num("amount");
-  CHECK(total == 3 * 1900 + 3 * 2900 + 4900 + 3000 + 800 + 99900);
+  CHECK(total == 3 * 1900 + 3 * 2900 + 2 * 1500 + 4900 + 3000 + 800 + 99900 + 1200);
+  CHECK(View(ledger.at("acme/pi_M5")).str("method") == "metadata");
+  CHECK(View(ledger.at("acme/in_X1")).str("method") == "metadata");
+  CHECK(View(ledger.at("acme/in_X2")).str("method") == "inherited");
   CHECK(View(ledger.at("acme/pi_M1")).num("net") == 4000);
   CHECK(View(ledger.at("acme/pi_M2")).str("method") == "checkout_redirect");
   CHECK(View(ledger.at("acme/pi_M3")).str("method") == "unattributed");
@@ -909,6 +945,105 @@ TEST_CASE("determinism: a restart (new engine over the same state) changes nothi
     }
   }
   CHECK(latest == straight.latest);  // revisions included: same log order, same numbering
+}
+
+namespace {
+
+// The web records of `inputs` (their order kept) and the others.
+std::pair<std::vector<Input>, std::vector<Input>> by_topic(std::vector<Input>::const_iterator begin,
+                                                           std::vector<Input>::const_iterator end) {
+  std::pair<std::vector<Input>, std::vector<Input>> out;
+  for (auto it = begin; it != end; ++it) {
+    (it->topic == Topic::web ? out.first : out.second).push_back(*it);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("determinism: a revision is a function of the set of inputs, not of their order",
+          "[engine][determinism]") {
+  const Millis paid = T0 + kMinute;
+  const auto web = newsletter_visit(V, T0, "v");
+  const auto webhook = one_off_checkout("evt_w", "cs_test_W", "pi_W", 4900, paid);
+  const auto thanks = redirect(V, "rd", "cs_test_W", paid + 3000);
+  Harness webhook_first, redirect_first;
+  webhook_first.feed(web);
+  webhook_first.feed(webhook);
+  webhook_first.feed(thanks);
+  redirect_first.feed(web);
+  redirect_first.feed(thanks);
+  redirect_first.feed(webhook);
+  CHECK(webhook_first.emitted.size() == 2);  // unattributed, then upgraded
+  CHECK(redirect_first.emitted.size() == 1);
+  REQUIRE(webhook_first.latest == redirect_first.latest);  // byte for byte, revision included
+  CHECK(View(redirect_first.latest.at("acme/pi_W")).num("revision") == 4);
+
+  SECTION("an input that changes nothing visible in this order still counts: same latest record") {
+    // payment_intent.succeeded after charge.succeeded adds the payment intent's own observation
+    // but no new output field; in the other order it is the charge that adds nothing visible.
+    // Either way the last record carries both inputs in its revision.
+    const auto ch = charge_event("evt_c", "charge.succeeded",
+                                 charge_spec("ch_W", "pi_W", 4900, paid - 5000), paid - 4000);
+    const auto pi = pi_event("evt_p", "pi_W", "ch_W", 4900, paid - 2000);
+    Harness a, b;
+    a.feed({webhook, ch, pi});
+    b.feed({pi, webhook, ch});
+    REQUIRE(a.latest == b.latest);
+    CHECK(View(a.latest.at("acme/pi_W")).num("revision") == 3);
+    // The last input of `a` changed no content, yet it was emitted under the grown revision.
+    CHECK(without_revision(a.emitted.back().value) ==
+          without_revision(a.emitted[a.emitted.size() - 2].value));
+  }
+}
+
+TEST_CASE("determinism: state rebuilt in another order, then live again: revisions continue",
+          "[engine][determinism]") {
+  // The processor's recovery (processor/RECOVERY.md), modelled: a live run emits the output of
+  // inputs [0, k); the state is then rebuilt — from nothing, or from a snapshot taken after
+  // [0, l) — by re-processing the same records in another interleaving with output suppressed;
+  // then [k, end) is processed live. A consumer sees the live output before and after.
+  const auto mix = everything();
+  std::map<std::string, std::string> reference;
+  for (int seed = 0; seed < 60; ++seed) {
+    INFO("seed " << seed);
+    std::mt19937 rng(static_cast<unsigned>(seed) * 104729u + 3u);
+    const auto inputs = interleave(mix.web, mix.others, rng);
+    const auto n = inputs.size();
+    const auto k = std::uniform_int_distribution<std::size_t>(0, n)(rng);
+    const auto l = std::uniform_int_distribution<std::size_t>(0, k)(rng);
+
+    Harness straight;
+    straight.feed(inputs);
+    if (seed == 0) reference = straight.latest;
+    REQUIRE(straight.latest == reference);  // every interleaving, revisions included
+
+    Harness live;
+    for (std::size_t i = 0; i < l; ++i) (void)live.feed(inputs[i]);
+    const MemoryStateStore snapshot = live.store;
+    for (std::size_t i = l; i < k; ++i) (void)live.feed(inputs[i]);
+
+    for (const bool from_snapshot : {false, true}) {
+      INFO((from_snapshot ? "rebuilt from the snapshot" : "rebuilt from nothing"));
+      Harness rebuilt(from_snapshot ? snapshot : MemoryStateStore{});
+      const auto begin = inputs.begin() + static_cast<std::ptrdiff_t>(from_snapshot ? l : 0);
+      const auto [web, others] = by_topic(begin, inputs.begin() + static_cast<std::ptrdiff_t>(k));
+      rebuilt.feed(interleave(web, others, rng), /*suppress=*/true);
+      REQUIRE(rebuilt.emitted.empty());
+
+      // The consumer that saw the live output carries on with the rebuilt engine's output.
+      rebuilt.consumer = live.consumer;
+      const auto before = live.consumer.highest;
+      for (std::size_t i = k; i < n; ++i) {
+        for (const auto& rec : rebuilt.feed(inputs[i]).revenue) {
+          if (rec.tombstone) continue;
+          auto it = before.find(rec.key);
+          if (it != before.end()) CHECK(revision_of(rec.value) > it->second);
+        }
+      }
+      CHECK(rebuilt.latest == straight.latest);  // as if nothing had happened, byte for byte
+    }
+  }
 }
 
 // --- rejected and skipped records ---------------------------------------------------------------
@@ -1019,9 +1154,19 @@ TEST_CASE("skipped: unused Stripe event types, setup sessions, duplicates", "[en
   CHECK(s.reason == "setup-mode checkout session cs_test_setup carries no payment");
   const auto pay = one_off_checkout("evt_d", "cs_test_D", "pi_D", 100, T0);
   CHECK(h.feed(pay).kind == Outcome::Kind::applied);
+  const auto state = h.store.entries();
   const auto dup = h.feed(pay);
   CHECK(dup.kind == Outcome::Kind::skipped);
-  CHECK(dup.reason == "duplicate Stripe event evt_d");
+  CHECK(
+      dup.reason ==
+      "duplicate: Stripe event evt_d (checkout.session.completed for cs_test_D) adds nothing new");
+  // Stripe's "two events for one change": another event id, the same object: skipped too, and
+  // neither leaves anything behind (state grows with payments, not with events).
+  auto twin = pay;
+  twin.value.replace(twin.value.find("evt_d"), 5, "evt_e");
+  twin.value.replace(twin.value.find("evt_d"), 5, "evt_e");
+  CHECK(h.feed(twin).kind == Outcome::Kind::skipped);
+  CHECK(h.store.entries() == state);
   const auto pv = pageview(V, "pv-dup", T0, "https://shop.example/");
   CHECK(h.feed(pv).kind == Outcome::Kind::applied);
   CHECK(h.feed(pv).kind == Outcome::Kind::skipped);
@@ -1035,6 +1180,43 @@ TEST_CASE("state stays bounded per visitor", "[engine][state]") {
   }
   CHECK(h.store.size() == 1);
   CHECK(h.store.bytes() < 80'000);
+}
+
+TEST_CASE("known limit: the per-visitor session cap can drop a touch a payment used",
+          "[engine][state]") {
+  // ENGINE.md, "Bounds and known limits": a visitor with more than 256 sessions loses its oldest.
+  // A payment recomputed afterwards loses those touches without its basis growing; the engine
+  // then does not reuse a revision number (previous + 1) and reports it.
+  MemoryStateStore store;
+  SiteSettings settings = Harness().settings;
+  AttributionEngine engine(store,
+                           [&](std::string_view) -> const SiteSettings& { return settings; });
+  const Millis paid = T0 + 80 * kDay;
+  auto web = [&](int i, Millis at) {
+    return engine.on_web_event(
+        pageview(V, "cap" + std::to_string(i), at,
+                 "https://shop.example/?utm_source=s" + std::to_string(i % 2))
+            .value);
+  };
+  for (int i = 0; i < 256; ++i) (void)web(i, paid - 79 * kDay + i * kDay / 4);
+  const auto pay =
+      engine.on_stripe_event(one_off_checkout("evt_cap", "cs_test_cap", "pi_cap", 1000, paid,
+                                              metadata({{"revtrace_visitor_id", V}}))
+                                 .value);
+  REQUIRE(pay.revenue.size() == 1);
+  CHECK(View(pay.revenue[0].value).touches() == 256);
+  const auto first = revision_of(pay.revenue[0].value);
+  CHECK(first == 1 + 1 + 256);  // the observation, V, 256 sessions
+  for (int i = 256; i < 266; ++i) {
+    CHECK(web(i, paid + kDay + i * kMinute).revenue.empty());  // after the payment
+  }
+  ChargeSpec refunded = charge_spec("ch_cap", "pi_cap", 1000, paid - 5000, 100);
+  const auto refund = engine.on_stripe_event(
+      charge_event("evt_cap_rf", "charge.refunded", refunded, paid + 2 * kDay).value);
+  REQUIRE(refund.revenue.size() == 1);
+  CHECK(View(refund.revenue[0].value).touches() == 246);  // the 10 oldest were dropped
+  CHECK(refund.forced_revisions == 1);
+  CHECK(revision_of(refund.revenue[0].value) == first + 1);
 }
 
 TEST_CASE("client_reference_id outranks Payment Link campaign metadata, and both touches count",

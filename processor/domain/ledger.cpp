@@ -4,13 +4,16 @@
 #include <stdexcept>
 #include <vector>
 
+#include "processor/domain/hashing.hpp"
+
 namespace revtrace::domain {
 
 namespace {
 
 constexpr char kRoot = 'R';
 constexpr char kPointer = 'P';
-constexpr std::uint64_t kFactsFormat = 1;
+// 2: + inputs and latest (order-free revisions).
+constexpr std::uint64_t kFactsFormat = 2;
 constexpr std::uint64_t kSubscriptionFormat = 1;
 // Union-find paths in a payment are a handful of ids long; a longer one means corrupt state.
 constexpr int kMaxPath = 64;
@@ -28,6 +31,8 @@ PaymentFacts decode_facts(std::string_view bytes, std::string_view key) {
     auto o = decode_observation(r);
     f.objects.emplace(o.id, std::move(o));
   }
+  f.inputs = r.strings();
+  f.latest = r.i64();
   if (!r.ok() || !r.done()) corrupt(key);
   return f;
 }
@@ -60,6 +65,8 @@ std::set<std::string> all_payment_ids(const PaymentFacts& f) {
 
 void merge(PaymentFacts& into, const PaymentFacts& from) {
   for (const auto& [id, o] : from.objects) merge(into.objects[id], o);
+  into.inputs.insert(from.inputs.begin(), from.inputs.end());
+  into.latest = std::max(into.latest, from.latest);
 }
 
 std::string encode(const PaymentFacts& f) {
@@ -67,6 +74,8 @@ std::string encode(const PaymentFacts& f) {
   w.u64(kFactsFormat);
   w.u64(f.objects.size());
   for (const auto& [id, o] : f.objects) encode(w, o);
+  w.strings(f.inputs);
+  w.i64(f.latest);
   return w.take();
 }
 
@@ -119,8 +128,11 @@ PaymentSummary summarize(const PaymentFacts& f) {
     }
     if (o.kind == ObjectKind::charge) s.refunded += o.amount_refunded;
     if (!o.customer.empty()) s.customers.insert(o.customer);
-    if (!o.subscription.empty() && (s.subscription.empty() || o.subscription < s.subscription)) {
-      s.subscription = o.subscription;
+    if (!o.subscription.empty()) {
+      s.subscriptions.insert(o.subscription);
+      if (s.subscription.empty() || o.subscription < s.subscription) {
+        s.subscription = o.subscription;
+      }
     }
     if (!o.payment_link.empty() && (s.payment_link.empty() || o.payment_link < s.payment_link)) {
       s.payment_link = o.payment_link;
@@ -159,6 +171,9 @@ PaymentSummary summarize(const PaymentFacts& f) {
   if (!s.customers.empty()) s.customer = *s.customers.begin();
   if (!email_by_rank.empty()) s.email_hash = email_by_rank.begin()->second;
   if (s.campaign_at == 0) s.campaign_at = s.paid_at;
+  s.inputs = f.inputs;
+  s.earliest = earliest_seen;
+  s.latest = std::max(f.latest, s.paid_at);
   return s;
 }
 
@@ -218,6 +233,12 @@ PaymentLedger::Applied PaymentLedger::apply(const Observation& o) {
     merge(merged, f);
   }
   merge(merged.objects[o.id], o);
+  {
+    codec::Writer w;
+    encode(w, o);
+    merged.inputs.insert(sha256(w.bytes()).substr(0, 16));
+  }
+  merged.latest = std::max({merged.latest, o.paid_at, o.created});
   Applied result;
   result.root = roots.empty() ? *std::min_element(ids.begin(), ids.end()) : *roots.begin();
   const auto after = encode(merged);
@@ -263,7 +284,32 @@ bool PaymentLedger::add_to_subscription(std::string_view sub_id, const Subscript
   codec::Writer w;
   encode_subscription(w, s);
   store_.put("sub/" + scope_ + "/" + std::string(sub_id), w.bytes());
+  for (const auto* set : {&add.first_invoices, &add.first_sessions, &add.invoices}) {
+    for (const auto& id : *set) {
+      auto subs = subscriptions_of(id);
+      if (!subs.emplace(sub_id).second) continue;
+      codec::Writer iw;
+      iw.u64(kSubscriptionFormat);
+      iw.strings(subs);
+      store_.put(index_key(id), iw.bytes());
+    }
+  }
   return true;
+}
+
+std::string PaymentLedger::index_key(std::string_view id) const {
+  return "sid/" + scope_ + "/" + std::string(id);
+}
+
+std::set<std::string> PaymentLedger::subscriptions_of(std::string_view id) const {
+  const auto key = index_key(id);
+  const auto v = store_.get(key);
+  if (!v) return {};
+  codec::Reader r(*v);
+  if (r.u64() != kSubscriptionFormat) corrupt(key);
+  auto subs = r.strings();
+  if (!r.ok() || !r.done()) corrupt(key);
+  return subs;
 }
 
 }  // namespace revtrace::domain

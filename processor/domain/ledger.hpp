@@ -23,6 +23,15 @@ namespace revtrace::domain {
 
 struct PaymentFacts {
   std::map<std::string, Observation> objects;  // by Stripe id
+  // Fingerprints (16 bytes of SHA-256 of the encoded Observation) of every distinct observation
+  // merged into this payment. The merged `objects` cannot tell how many distinct observations
+  // made them (merges keep minima and unions); this set can, and it only grows — it is part of a
+  // payment's revision number (ENGINE.md, "Revisions").
+  std::set<std::string> inputs;
+  // The latest paid_at/created time of any observation merged (0: none). Only grows; it bounds
+  // from above every paid_at the payment has had or will have, which makes the set of session
+  // touches counted in a revision monotone (ENGINE.md).
+  Millis latest = 0;
   bool operator==(const PaymentFacts&) const = default;
 };
 void merge(PaymentFacts& into, const PaymentFacts& from);
@@ -55,7 +64,14 @@ struct PaymentSummary {
   std::map<std::string, std::string> campaign;  // from a Payment Link's session metadata
   Millis campaign_at = 0;                       // when that session was created
   std::string billing_reason;                   // of the invoice, if any
-  bool subscription_checkout = false;  // a subscription-mode checkout session is part of it
+  bool subscription_checkout = false;   // a subscription-mode checkout session is part of it
+  std::set<std::string> subscriptions;  // every subscription id its objects name
+  std::set<std::string> inputs;         // PaymentFacts::inputs
+  // The earliest and latest time any observation showed (paid_at or created; 0 if none):
+  // earliest <= paid_at <= latest, and as observations arrive earliest only falls and latest only
+  // rises, so [earliest - lookback, latest] only widens (the touch window of a revision basis).
+  Millis earliest = 0;
+  Millis latest = 0;
 
   [[nodiscard]] bool is_revenue() const noexcept { return succeeded && amount > 0; }
 };
@@ -91,11 +107,17 @@ class PaymentLedger {
   [[nodiscard]] PaymentFacts facts(std::string_view root) const;
 
   [[nodiscard]] SubscriptionFacts subscription(std::string_view sub_id) const;
-  // Unions `add` into the subscription's facts; true when that changed them.
+  // Unions `add` into the subscription's facts; true when that changed them. Also indexes every
+  // invoice / checkout session id of the subscription ("sid/<scope>/<id>"), so that a payment
+  // whose own objects do not (yet) name the subscription — a pre-basil charge naming only the
+  // first invoice — still finds the subscription it starts (subscriptions_of).
   bool add_to_subscription(std::string_view sub_id, const SubscriptionFacts& add);
+  // The subscriptions whose first_invoices / first_sessions / invoices name payment id `id`.
+  [[nodiscard]] std::set<std::string> subscriptions_of(std::string_view id) const;
 
  private:
   [[nodiscard]] std::string node_key(std::string_view id) const;
+  [[nodiscard]] std::string index_key(std::string_view id) const;
   StateStore& store_;
   std::string scope_;
 };

@@ -136,6 +136,58 @@ TEST_CASE("ledger: re-applying a known observation reports no change", "[ledger]
   CHECK_FALSE(ledger.find("ch_missing").has_value());
 }
 
+TEST_CASE("ledger: distinct observations and the time span are kept, order-free", "[ledger]") {
+  // What a revision counts (ENGINE.md, "Revisions"): every distinct observation, even one that
+  // changes no merged field; never a repeated one.
+  auto cs = obs(ObjectKind::checkout_session, "cs_1", PayState::succeeded, 4900, 3000);
+  cs.payment_intent = "pi_1";
+  cs.created = 2500;
+  auto ch = obs(ObjectKind::charge, "ch_1", PayState::succeeded, 4900, 1000);
+  ch.payment_intent = "pi_1";
+  auto captured = ch;  // charge.captured with the same snapshot: the same observation
+  auto pi = obs(ObjectKind::payment_intent, "pi_1", PayState::succeeded, 4900, 4000);
+  std::vector<Observation> all{cs, ch, captured, pi};
+  std::mt19937 rng(5);
+  for (int round = 0; round < 20; ++round) {
+    std::shuffle(all.begin(), all.end(), rng);
+    MemoryStateStore store;
+    PaymentLedger ledger(store, "acme/live");
+    for (const auto& o : all) (void)ledger.apply(o);
+    const auto s = summarize(ledger.facts(*ledger.find("pi_1")));
+    CHECK(s.inputs.size() == 3);
+    CHECK(s.earliest == 1000);
+    CHECK(s.paid_at == 1000);
+    CHECK(s.latest == 4000);
+  }
+  MemoryStateStore store;
+  PaymentLedger ledger(store, "acme/live");
+  CHECK(ledger.apply(ch).changed);
+  CHECK_FALSE(ledger.apply(captured).changed);
+  auto later = ch;
+  later.created = 900;  // an earlier creation time: a new observation, merged by min
+  CHECK(ledger.apply(later).changed);
+  const auto s = summarize(ledger.facts(*ledger.find("ch_1")));
+  CHECK(s.inputs.size() == 2);
+  CHECK(s.earliest == 900);
+  CHECK(s.latest == 1000);
+}
+
+TEST_CASE("subscriptions: the reverse index names the subscriptions of an invoice", "[ledger]") {
+  MemoryStateStore store;
+  PaymentLedger ledger(store, "acme/live");
+  SubscriptionFacts a;
+  a.first_invoices = {"in_1"};
+  a.first_sessions = {"cs_1"};
+  CHECK(ledger.add_to_subscription("sub_1", a));
+  SubscriptionFacts b;
+  b.invoices = {"in_2"};
+  CHECK(ledger.add_to_subscription("sub_1", b));
+  CHECK(ledger.subscriptions_of("in_1") == std::set<std::string>{"sub_1"});
+  CHECK(ledger.subscriptions_of("cs_1") == std::set<std::string>{"sub_1"});
+  CHECK(ledger.subscriptions_of("in_2") == std::set<std::string>{"sub_1"});
+  CHECK(ledger.subscriptions_of("in_3").empty());
+}
+
 TEST_CASE("ledger: live and test are separate ledgers", "[ledger]") {
   MemoryStateStore store;
   PaymentLedger live(store, "acme/live"), test(store, "acme/test");
@@ -231,4 +283,10 @@ TEST_CASE("visitor timelines: sessions, duplicates, bound", "[visitors]") {
     (void)t.add_pageview("v", "f" + std::to_string(i), x);
   }
   CHECK(t.touches("v").size() == VisitorTimelines::kMaxSessions);
+  // Sessions keep the numbers they started with when older ones are dropped.
+  const auto kept = t.sessions("v");
+  REQUIRE(kept.size() == VisitorTimelines::kMaxSessions);
+  CHECK(kept.back().number == 2 + 600 - 1);
+  CHECK(kept.front().number == 2 + 600 - VisitorTimelines::kMaxSessions);
+  CHECK(kept.back().touch == t.touches("v").back());
 }

@@ -2,99 +2,270 @@
 
 #include <algorithm>
 #include <boost/url.hpp>
-#include <cctype>
+#include <utility>
 
 #include "processor/domain/channels.hpp"
 
 namespace revtrace::domain {
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
+// ---- Text hygiene ------------------------------------------------------------------------------
+
+void lower_ascii(std::string& s) {
+  for (auto& c : s) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
 }
 
-std::string trim(std::string s) {
-  const auto b = s.find_first_not_of(" \t\r\n");
+// Decoded URL text can be anything (%FF, %00, %0A). Touch strings end up in JSON records and
+// report keys, so they are made valid UTF-8 (invalid bytes -> U+FFFD), control characters become
+// spaces, and the ends are trimmed.
+std::string clean(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(in[i]); };
+  std::size_t i = 0;
+  while (i < in.size()) {
+    const unsigned char c = byte(i);
+    if (c < 0x80) {
+      out += (c < 0x20 || c == 0x7F) ? ' ' : static_cast<char>(c);
+      ++i;
+      continue;
+    }
+    std::size_t len = 0;
+    unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
+    if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+      if (c == 0xE0) lo = 0xA0;  // overlong
+      if (c == 0xED) hi = 0x9F;  // surrogates
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+      if (c == 0xF0) lo = 0x90;  // overlong
+      if (c == 0xF4) hi = 0x8F;  // above U+10FFFF
+    }
+    bool valid = len != 0 && i + len <= in.size();
+    for (std::size_t k = 1; valid && k < len; ++k) {
+      const unsigned char b = byte(i + k);
+      valid = k == 1 ? (b >= lo && b <= hi) : (b >= 0x80 && b <= 0xBF);
+    }
+    if (valid) {
+      out.append(in.substr(i, len));
+      i += len;
+    } else {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    }
+  }
+  const auto b = out.find_first_not_of(' ');
   if (b == std::string::npos) return {};
-  const auto e = s.find_last_not_of(" \t\r\n");
-  return s.substr(b, e - b + 1);
+  return out.substr(b, out.find_last_not_of(' ') - b + 1);
 }
 
-std::string strip_www(std::string host) {
-  host = lower(host);
+std::string clean_lower(std::string_view in) {
+  auto s = clean(in);
+  lower_ascii(s);
+  return s;
+}
+
+std::string normalize_host(std::string_view raw) {
+  std::string host = clean_lower(raw);
+  while (!host.empty() && host.back() == '.') host.pop_back();
   if (host.starts_with("www.")) host.erase(0, 4);
   return host;
 }
 
 // host equals domain or is a subdomain of it.
 bool within(std::string_view host, std::string_view domain) {
+  if (domain.empty()) return false;
   if (host == domain) return true;
   return host.size() > domain.size() && host.ends_with(domain) &&
          host[host.size() - domain.size() - 1] == '.';
 }
 
-struct Parsed {
-  std::string host;
-  std::string path;
-  std::vector<std::pair<std::string, std::string>> params;  // decoded, '+' as space
+// ---- URL parsing -------------------------------------------------------------------------------
+
+struct ParsedUrl {
+  std::string scheme;  // lower-case, may be empty
+  std::string host;    // normalize_host()
+  std::string path;    // decoded
+  std::vector<std::pair<std::string, std::string>> params;  // lower-case keys, decoded values
 };
 
-Parsed parse(std::string_view text) {
-  Parsed p;
-  auto r = boost::urls::parse_uri_reference(text);
-  if (!r) return p;
-  try {
-    p.host = strip_www(std::string(r->encoded_host()));
-    p.path = r->path();
-    boost::urls::encoding_opts opts;
-    opts.space_as_plus = true;
-    for (const auto& param : r->params(opts)) {
-      p.params.emplace_back(lower(param.key), param.has_value ? std::string(param.value) : "");
+bool is_scheme_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '+' ||
+         c == '-' || c == '.';
+}
+
+// "scheme://" at the start of text.
+std::size_t scheme_length(std::string_view text) {
+  const auto sep = text.find("://");
+  if (sep == std::string_view::npos || sep == 0) return 0;
+  const auto scheme = text.substr(0, sep);
+  if (!((scheme[0] >= 'a' && scheme[0] <= 'z') || (scheme[0] >= 'A' && scheme[0] <= 'Z'))) return 0;
+  return std::all_of(scheme.begin(), scheme.end(), is_scheme_char) ? sep : 0;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Percent-decoding that keeps a malformed escape as it is.
+std::string lenient_decode(std::string_view s, bool plus_is_space) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size()) {
+      const int h = hex_value(s[i + 1]), l = hex_value(s[i + 2]);
+      if (h >= 0 && l >= 0) {
+        out += static_cast<char>(h * 16 + l);
+        i += 2;
+        continue;
+      }
     }
-  } catch (const std::exception&) {
-    // A malformed escape: keep what was read.
+    out += (plus_is_space && s[i] == '+') ? ' ' : s[i];
+  }
+  return out;
+}
+
+// For text Boost.URL rejects (a space, a bad escape, a bad port): split on the delimiters and
+// decode what is there.
+ParsedUrl parse_lenient(std::string_view s) {
+  ParsedUrl p;
+  if (const auto hash = s.find('#'); hash != std::string_view::npos) s = s.substr(0, hash);
+  std::string_view query;
+  if (const auto q = s.find('?'); q != std::string_view::npos) {
+    query = s.substr(q + 1);
+    s = s.substr(0, q);
+  }
+  std::size_t start = std::string_view::npos;
+  if (const auto n = scheme_length(s); n != 0) {
+    p.scheme = std::string(s.substr(0, n));
+    lower_ascii(p.scheme);
+    start = n + 3;
+  } else if (s.starts_with("//")) {
+    start = 2;
+  }
+  std::string_view path = s;
+  if (start != std::string_view::npos) {
+    const auto end = s.find('/', start);
+    auto authority = s.substr(start, end == std::string_view::npos ? s.npos : end - start);
+    path = end == std::string_view::npos ? std::string_view() : s.substr(end);
+    if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+      authority.remove_prefix(at + 1);
+    }
+    if (authority.starts_with('[')) {
+      authority = authority.substr(0, authority.find(']') + 1);
+    } else if (const auto colon = authority.find(':'); colon != std::string_view::npos) {
+      authority = authority.substr(0, colon);
+    }
+    // A host is letters, digits and a few delimiters (or raw UTF-8 of a non-punycoded IDN);
+    // anything else is not a host worth reporting.
+    const bool plausible = std::all_of(authority.begin(), authority.end(), [](char c) {
+      return is_scheme_char(c) || c == '_' || c == ':' || c == '[' || c == ']' ||
+             static_cast<unsigned char>(c) >= 0x80;
+    });
+    if (plausible) p.host = normalize_host(authority);
+  }
+  p.path = clean(lenient_decode(path, false));
+  std::size_t pos = 0;
+  while (pos <= query.size() && !query.empty()) {
+    const auto amp = query.find('&', pos);
+    const auto part = query.substr(pos, amp == std::string_view::npos ? query.npos : amp - pos);
+    if (!part.empty()) {
+      const auto eq = part.find('=');
+      auto key = lenient_decode(part.substr(0, eq), true);
+      lower_ascii(key);
+      p.params.emplace_back(std::move(key), eq == std::string_view::npos
+                                                ? std::string()
+                                                : lenient_decode(part.substr(eq + 1), true));
+    }
+    if (amp == std::string_view::npos) break;
+    pos = amp + 1;
   }
   return p;
 }
 
-const std::string* param(const Parsed& p, std::string_view key) {
-  for (const auto& [k, v] : p.params) {
-    if (k == key && !v.empty()) return &v;
+// Never throws. Text without a scheme that does not start with '/', '?' or '#' is read as
+// host-first ("shop.example/pricing?x=1"), the way people paste URLs.
+ParsedUrl parse_url(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t' || text.front() == '\n' ||
+                           text.front() == '\r')) {
+    text.remove_prefix(1);
   }
-  return nullptr;
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t' || text.back() == '\n' ||
+                           text.back() == '\r')) {
+    text.remove_suffix(1);
+  }
+  if (text.empty()) return {};
+  std::string prepared;
+  if (scheme_length(text) == 0 && !text.starts_with('/') && !text.starts_with('?') &&
+      !text.starts_with('#')) {
+    prepared = "//";
+  }
+  prepared += text;
+  try {
+    const auto r = boost::urls::parse_uri_reference(prepared);
+    if (!r) return parse_lenient(prepared);
+    ParsedUrl p;
+    p.scheme = std::string(r->scheme());
+    lower_ascii(p.scheme);
+    p.host = normalize_host(std::string_view(r->encoded_host()));
+    p.path = clean(r->path());
+    boost::urls::encoding_opts opts;
+    opts.space_as_plus = true;
+    for (const auto& param : r->params(opts)) {
+      std::string key = param.key;
+      lower_ascii(key);
+      p.params.emplace_back(std::move(key), param.has_value ? param.value : std::string());
+    }
+    return p;
+  } catch (const std::exception&) {
+    // Boost.URL reports errors as values; this only guards against allocation failures and the
+    // like, so that extract_touch keeps its no-throw promise for any input.
+    return parse_lenient(prepared);
+  }
 }
 
-// Click id parameters in priority order, with the source and medium they imply without UTMs.
+// The first non-empty value of a parameter, cleaned.
+std::string param(const ParsedUrl& p, std::string_view key) {
+  for (const auto& [k, v] : p.params) {
+    if (k == key) {
+      if (auto c = clean(v); !c.empty()) return c;
+    }
+  }
+  return {};
+}
+
+// Click id parameters in priority order, with the source and medium they imply (README.md).
 struct ClickId {
   std::string_view param, source, medium;
 };
 constexpr ClickId kClickIds[] = {
-    {"gclid", "google", "cpc"},        {"gbraid", "google", "cpc"},
-    {"wbraid", "google", "cpc"},       {"msclkid", "bing", "cpc"},
-    {"ttclid", "tiktok", "paid_social"}, {"li_fat_id", "linkedin", "paid_social"},
-    {"twclid", "twitter", "paid_social"},
-    // Facebook adds fbclid to organic clicks too: social unless the UTMs say paid.
+    {"gclid", "google", "cpc"},     {"gbraid", "google", "cpc"},   {"wbraid", "google", "cpc"},
+    {"msclkid", "bing", "cpc"},     {"ttclid", "tiktok", "cpc"},   {"li_fat_id", "linkedin", "cpc"},
+    {"twclid", "twitter", "cpc"},
+    // Last, and organic: Meta appends fbclid to every outbound link, organic posts included.
     {"fbclid", "facebook", "social"},
 };
 
-// A referrer host's source name: the engine or network name for known ones, else the host.
-std::string source_of_host(const std::string& host) {
-  // "google.co.uk" -> "google", "l.facebook.com" -> "facebook", "t.co" -> "twitter".
-  if (host == "t.co" || within(host, "x.com")) return "twitter";
-  if (host == "lnkd.in") return "linkedin";
-  if (within(host, "youtu.be")) return "youtube";
-  std::string best;
-  std::size_t pos = 0;
-  while (pos <= host.size()) {
-    const auto dot = host.find('.', pos);
-    const std::string label = host.substr(pos, dot == std::string::npos ? std::string::npos : dot - pos);
-    if (is_search_engine(label) || is_social_network(label)) return label;
-    if (dot == std::string::npos) break;
-    pos = dot + 1;
+// The host a referrer names. Android apps send android-app://<package>/; the package read
+// backwards is a host ("com.google.android.gm" -> "gm.android.google.com").
+std::string lookup_host(const ParsedUrl& ref) {
+  if (ref.scheme != "android-app") return ref.host;
+  std::string out;
+  std::string_view rest = ref.host;
+  while (!rest.empty()) {
+    const auto dot = rest.rfind('.');
+    if (!out.empty()) out += '.';
+    out += rest.substr(dot == std::string_view::npos ? 0 : dot + 1);
+    rest = dot == std::string_view::npos ? std::string_view() : rest.substr(0, dot);
   }
-  return host;
+  return out;
 }
 
 }  // namespace
@@ -102,64 +273,80 @@ std::string source_of_host(const std::string& host) {
 Touch extract_touch(const PageviewFacts& pv, const SiteRules& rules) {
   Touch t;
   t.at = pv.at;
-  t.browser = pv.browser;
-  t.os = pv.os;
-  t.device_class = pv.device_class;
-  t.country = pv.country;
-  const Parsed url = parse(pv.url);
-  t.landing_path = url.path.empty() ? "/" : url.path;
-  if (const auto* v = param(url, "utm_source")) t.source = lower(trim(*v));
-  if (const auto* v = param(url, "utm_medium")) t.medium = lower(trim(*v));
-  if (const auto* v = param(url, "utm_campaign")) t.campaign = trim(*v);
-  if (const auto* v = param(url, "utm_term")) t.term = trim(*v);
-  if (const auto* v = param(url, "utm_content")) t.content = trim(*v);
+  t.browser = clean(pv.browser);
+  t.os = clean(pv.os);
+  t.device_class = clean(pv.device_class);
+  t.country = clean(pv.country);
+
+  const ParsedUrl url = parse_url(pv.url);
+  t.landing_path = !url.path.empty() ? url.path : !url.host.empty() ? "/" : "";
+  t.source = param(url, "utm_source");
+  lower_ascii(t.source);
+  t.medium = param(url, "utm_medium");
+  lower_ascii(t.medium);
+  t.campaign = param(url, "utm_campaign");
+  t.term = param(url, "utm_term");
+  t.content = param(url, "utm_content");
+
   const ClickId* click = nullptr;
   for (const auto& c : kClickIds) {
-    if (param(url, c.param) != nullptr) {
+    if (!param(url, c.param).empty()) {
       click = &c;
       t.click_id = std::string(c.param);
       break;
     }
   }
-  const std::string* affiliate = nullptr;
+  std::string affiliate;
   for (const auto& name : rules.affiliate_params) {
-    if ((affiliate = param(url, lower(name))) != nullptr) break;
+    auto key = clean_lower(name);
+    if (key.empty()) continue;
+    if (affiliate = clean_lower(param(url, key)); !affiliate.empty()) break;
   }
+
+  std::string referrer_lookup;
   if (!pv.referrer.empty()) {
-    const Parsed ref = parse(pv.referrer);
+    const ParsedUrl ref = parse_url(pv.referrer);
+    const std::string lookup = lookup_host(ref);
     bool internal = ref.host.empty() || ref.host == url.host;
-    for (const auto& own : rules.own_domains) internal = internal || within(ref.host, strip_www(own));
-    if (!internal) t.referrer = ref.host;
-  }
-  if (t.source.empty()) {
-    if (click != nullptr) {
-      t.source = std::string(click->source);
-      if (t.medium.empty()) t.medium = std::string(click->medium);
-    } else if (affiliate != nullptr) {
-      t.source = lower(trim(*affiliate));
-      if (t.medium.empty()) t.medium = "affiliate";
-    } else if (!t.referrer.empty()) {
-      t.source = source_of_host(t.referrer);
-      if (t.medium.empty()) {
-        t.medium = is_search_engine(t.source) ? "organic"
-                   : is_social_network(t.source) ? "social"
-                                                 : "referral";
-      }
+    for (const auto& own : rules.own_domains) internal = internal || within(ref.host, normalize_host(own));
+    for (const auto& ignored : rules.ignored_referrers) {
+      internal = internal || within(ref.host, normalize_host(ignored));
     }
+    if (!internal) {
+      t.referrer = ref.host;
+      referrer_lookup = lookup;
+    }
+  }
+
+  // Inference, strongest evidence first: UTMs as given; an ad click id; an affiliate parameter;
+  // fbclid; the external referrer. Inferred values only fill what the UTMs left empty.
+  // fbclid is weaker than an affiliate parameter: a partner's link shared on Facebook still
+  // credits the partner.
+  const bool paid_click = click != nullptr && click->param != "fbclid";
+  if (!paid_click && !affiliate.empty()) {
+    if (t.source.empty()) t.source = affiliate;
+    if (t.medium.empty()) t.medium = "affiliate";
+  } else if (click != nullptr) {
+    if (t.source.empty()) t.source = std::string(click->source);
+    if (t.medium.empty()) t.medium = std::string(click->medium);
+  }
+  if (t.source.empty() && !t.referrer.empty()) {
+    auto implied = referrer_source(referrer_lookup);
+    t.source = std::move(implied.source);
+    if (t.medium.empty()) t.medium = std::move(implied.medium);
   }
   t.channel = std::string(classify_channel(t));
   return t;
 }
 
 bool is_direct(const Touch& t) {
-  return t.source.empty() && t.medium.empty() && t.campaign.empty() && t.click_id.empty() &&
-         t.referrer.empty();
+  return t.source.empty() && t.medium.empty() && t.campaign.empty() && t.term.empty() &&
+         t.content.empty() && t.click_id.empty() && t.referrer.empty();
 }
 
 bool same_source(const Touch& a, const Touch& b) {
   return a.source == b.source && a.medium == b.medium && a.campaign == b.campaign &&
-         a.term == b.term && a.content == b.content && a.click_id == b.click_id &&
-         a.referrer == b.referrer;
+         a.term == b.term && a.content == b.content && a.click_id == b.click_id;
 }
 
 }  // namespace revtrace::domain

@@ -9,7 +9,7 @@
 namespace revtrace::domain {
 
 namespace {
-constexpr std::uint64_t kFormat = 1;
+constexpr std::uint64_t kFormat = 2;  // 2: + sessions started
 }
 
 VisitorTimelines::VisitorTimelines(StateStore& store, std::string site)
@@ -32,11 +32,12 @@ VisitorTimelines::State VisitorTimelines::load(std::string_view visitor) const {
   if (r.u64() != kFormat)
     throw std::runtime_error("revtrace::domain: corrupt visitor state at key " + k);
   s.last_seen = r.i64();
+  s.started = r.u64();
   const auto n_events = r.count();
   for (std::uint64_t i = 0; i < n_events && r.ok(); ++i) s.recent_events.push_back(r.str());
   const auto n_sessions = r.count();
   for (std::uint64_t i = 0; i < n_sessions && r.ok(); ++i) s.sessions.push_back(r.touch());
-  if (!r.ok() || !r.done())
+  if (!r.ok() || !r.done() || s.started < s.sessions.size())
     throw std::runtime_error("revtrace::domain: corrupt visitor state at key " + k);
   return s;
 }
@@ -45,6 +46,7 @@ void VisitorTimelines::save(std::string_view visitor, const State& s) {
   codec::Writer w;
   w.u64(kFormat);
   w.i64(s.last_seen);
+  w.u64(s.started);
   w.u64(s.recent_events.size());
   for (const auto& e : s.recent_events) w.str(e);
   w.u64(s.sessions.size());
@@ -68,6 +70,7 @@ VisitorTimelines::Added VisitorTimelines::add_pageview(std::string_view visitor,
   }
   if (s.sessions.empty() || starts_new_session(s.last_seen, s.sessions.back(), touch)) {
     s.sessions.push_back(touch);
+    ++s.started;
     if (s.sessions.size() > kMaxSessions) s.sessions.erase(s.sessions.begin());
     s.last_seen = touch.at;
     added.new_session = true;
@@ -80,6 +83,17 @@ VisitorTimelines::Added VisitorTimelines::add_pageview(std::string_view visitor,
 
 std::vector<Touch> VisitorTimelines::touches(std::string_view visitor) const {
   return load(visitor).sessions;
+}
+
+std::vector<VisitorTimelines::Session> VisitorTimelines::sessions(std::string_view visitor) const {
+  auto s = load(visitor);
+  std::vector<Session> out;
+  out.reserve(s.sessions.size());
+  const std::uint64_t first = s.started - s.sessions.size();
+  for (std::size_t i = 0; i < s.sessions.size(); ++i) {
+    out.push_back({first + i, std::move(s.sessions[i])});
+  }
+  return out;
 }
 
 }  // namespace revtrace::domain

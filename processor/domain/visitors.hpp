@@ -12,6 +12,7 @@
 // visitor. A visitor with more sessions than that inside the lookback window loses its oldest
 // touches; this is a deliberate cap on state size.
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,9 +39,20 @@ class VisitorTimelines {
   // The visitor's session touches, in the order they started.
   [[nodiscard]] std::vector<Touch> touches(std::string_view visitor) const;
 
+  // A session with its number: the visitor's sessions are numbered 0, 1, 2, ... in the order
+  // they started (web-events log order), for good — a number survives the cap dropping older
+  // sessions. (visitor, number) names one session touch in a payment's revision basis.
+  struct Session {
+    std::uint64_t number = 0;
+    Touch touch;
+  };
+  // The sessions kept (at most kMaxSessions), oldest first.
+  [[nodiscard]] std::vector<Session> sessions(std::string_view visitor) const;
+
  private:
   struct State {
     Millis last_seen = 0;
+    std::uint64_t started = 0;               // sessions ever started (kept or dropped)
     std::vector<std::string> recent_events;  // oldest first
     std::vector<Touch> sessions;             // oldest first
   };
