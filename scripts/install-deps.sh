@@ -15,6 +15,7 @@ build_pkgs=(
   curl ca-certificates
 )
 test_pkgs=(
+  chromium fonts-liberation wrk nginx-light golang-go
   maven default-jre-headless kcat nodejs npm python3
 )
 
@@ -32,6 +33,7 @@ for p in "${want[@]}"; do
       npm) command -v npm >/dev/null && continue ;;
       python3) command -v python3 >/dev/null && continue ;;
       maven) command -v mvn >/dev/null && continue ;;
+      golang-go) command -v go >/dev/null && continue ;;
       default-jre-headless) command -v java >/dev/null && continue ;;
     esac
     missing+=("$p")
