@@ -151,14 +151,16 @@ PaymentSummary summarize(const PaymentFacts& f) {
     if (o.kind == ObjectKind::checkout_session) {
       if (!o.client_reference_id.empty()) s.client_reference_ids.insert(o.client_reference_id);
       if (o.mode == "subscription") s.subscription_checkout = true;
-      if (!o.payment_link.empty() && !o.campaign.empty()) {
-        for (const auto& [k, v] : o.campaign) {
-          auto [it, inserted] = s.campaign.emplace(k, v);
-          if (!inserted && v < it->second) it->second = v;
-        }
-        const Millis at = o.created != 0 ? o.created : o.paid_at;
-        if (at != 0 && (s.campaign_at == 0 || at < s.campaign_at)) s.campaign_at = at;
+    }
+    // Campaign of a Payment Link: read from a checkout session made by a link, or from any
+    // object carrying a revtrace link's metadata (payment intent, invoice subscription snapshot).
+    if (!o.campaign.empty()) {
+      for (const auto& [k, v] : o.campaign) {
+        auto [it, inserted] = s.campaign.emplace(k, v);
+        if (!inserted && v < it->second) it->second = v;
       }
+      const Millis at = o.created != 0 ? o.created : o.paid_at;
+      if (at != 0 && (s.campaign_at == 0 || at < s.campaign_at)) s.campaign_at = at;
     }
     if (o.kind == ObjectKind::invoice && !o.billing_reason.empty() &&
         (s.billing_reason.empty() || o.billing_reason < s.billing_reason)) {

@@ -62,6 +62,17 @@ void add_email(std::vector<std::string>& emails, std::string_view raw) {
   if (std::find(emails.begin(), emails.end(), e) == emails.end()) emails.push_back(std::move(e));
 }
 
+// Metadata of a Payment Link revtrace created (stripe_api/payment_links.hpp): Stripe copies it
+// onto the link's checkout sessions, payment intents and subscriptions (and so invoices'
+// subscription snapshots). `revtrace_link` marks it; then the campaign is read, and the customer
+// the link names joins the payer's identity like any payer email.
+void read_revtrace_link(json::ObjectReader metadata, Observation& o,
+                        std::vector<std::string>& emails) {
+  if (!metadata.is_object() || metadata.optional_string("revtrace_link").empty()) return;
+  read_campaign(metadata, o);
+  add_email(emails, metadata.optional_string("revtrace_customer_email"));
+}
+
 Millis seconds_to_ms(std::int64_t s) {
   return s * 1000;
 }
@@ -248,6 +259,7 @@ void read_checkout_session(json::ObjectReader& obj, const std::string& type, Mil
   auto metadata = obj.optional_object("metadata");
   read_metadata(metadata, keys, o);
   if (!o.payment_link.empty()) read_campaign(metadata, o);
+  read_revtrace_link(metadata, o, ev.emails);
   add_email(ev.emails, obj.optional_object("customer_details").optional_string("email"));
   add_email(ev.emails, obj.optional_string("customer_email"));
 }
@@ -305,6 +317,7 @@ void read_payment_intent(json::ObjectReader& obj, Millis event_created, const Me
   o.invoice = std::string(obj.optional_id("invoice"));  // before basil only
   o.customer = std::string(obj.optional_id("customer"));
   read_metadata(obj.optional_object("metadata"), keys, o);
+  read_revtrace_link(obj.optional_object("metadata"), o, ev.emails);
   add_email(ev.emails, obj.optional_string("receipt_email"));
 }
 
@@ -330,9 +343,12 @@ void read_invoice(json::ObjectReader& obj, Millis event_created, const MetadataK
   o.charge = std::string(obj.optional_id("charge"));
   o.payment_intent = std::string(obj.optional_id("payment_intent"));
   read_metadata(obj.optional_object("subscription_details").optional_object("metadata"), keys, o);
+  read_revtrace_link(obj.optional_object("subscription_details").optional_object("metadata"), o,
+                     ev.emails);
   auto parent = obj.optional_object("parent").optional_object("subscription_details");
   if (o.subscription.empty()) o.subscription = std::string(parent.optional_id("subscription"));
   read_metadata(parent.optional_object("metadata"), keys, o);
+  read_revtrace_link(parent.optional_object("metadata"), o, ev.emails);
   add_email(ev.emails, obj.optional_string("customer_email"));
 }
 
@@ -362,6 +378,10 @@ void read_subscription(json::ObjectReader& obj, const MetadataKeys& keys, Stripe
   o.currency = std::string(obj.optional_string("currency"));
   if (auto c = obj.optional_int("created")) o.created = seconds_to_ms(*c);
   read_metadata(obj.optional_object("metadata"), keys, o);
+  // The link's customer joins the subscription's identity; its campaign reaches the payments
+  // through the invoices' subscription snapshots (a subscription is no payment of its own).
+  Observation ignored;
+  read_revtrace_link(obj.optional_object("metadata"), ignored, ev.emails);
 }
 
 }  // namespace

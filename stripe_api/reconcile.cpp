@@ -1,0 +1,229 @@
+#include "stripe_api/reconcile.hpp"
+
+#include <openssl/sha.h>
+#include <simdjson.h>
+
+#include <set>
+
+#include "common/http.hpp"
+
+namespace revtrace::stripe_api {
+
+namespace {
+
+std::string event_id_for(std::string_view change_key) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(change_key.data()), change_key.size(), digest);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "evt_rtapi_";
+  for (int i = 0; i < 12; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 15];
+  }
+  return out;
+}
+
+std::string json_quoted(std::string_view s) {
+  std::string out = "\"";
+  common::http::append_json_escaped(out, s);
+  out += '"';
+  return out;
+}
+
+std::string_view str_or_empty(simdjson::simdjson_result<simdjson::dom::element> e) {
+  std::string_view v;
+  return e.get_string().get(v) == simdjson::SUCCESS ? v : std::string_view();
+}
+
+std::int64_t int_or(simdjson::simdjson_result<simdjson::dom::element> e, std::int64_t fallback) {
+  std::int64_t v = 0;
+  return e.get_int64().get(v) == simdjson::SUCCESS ? v : fallback;
+}
+
+}  // namespace
+
+std::optional<SyntheticEvent> synthesize_event(std::string_view kind, std::string_view object_json,
+                                               std::string_view api_version, std::string& why) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element obj;
+  if (parser.parse(object_json.data(), object_json.size()).get(obj) || !obj.is_object()) {
+    why = std::string(kind) + ": not a JSON object";
+    return std::nullopt;
+  }
+  SyntheticEvent e;
+  std::string_view id, object;
+  if (obj["id"].get_string().get(id) || obj["object"].get_string().get(object) || object != kind) {
+    why = std::string(kind) + ": missing id, or object is not " + std::string(kind);
+    return std::nullopt;
+  }
+  e.object_id = std::string(id);
+  bool livemode = false;
+  if (obj["livemode"].get_bool().get(livemode) == simdjson::SUCCESS) e.livemode = livemode;
+  const std::int64_t created = int_or(obj["created"], 0);
+  const std::string_view status = str_or_empty(obj["status"]);
+  if (kind == "checkout.session") {
+    const std::string_view payment_status = str_or_empty(obj["payment_status"]);
+    const std::string_view mode = str_or_empty(obj["mode"]);
+    if (status != "complete" || mode == "setup") {
+      why = e.object_id + ": session " + std::string(status) + " (" + std::string(mode) +
+            ") is no completed payment";
+      return std::nullopt;
+    }
+    e.type = "checkout.session.completed";
+    e.change_key = "checkout.session/" + e.object_id + "/" +
+                   (payment_status == "unpaid" ? "unpaid" : "paid");
+    e.created = created;
+  } else if (kind == "charge") {
+    const std::int64_t refunded = int_or(obj["amount_refunded"], 0);
+    if (status != "succeeded") {
+      why = e.object_id + ": charge " + std::string(status) + " moved no money";
+      return std::nullopt;
+    }
+    e.type = refunded > 0 ? "charge.refunded" : "charge.succeeded";
+    e.change_key = "charge/" + e.object_id + "/" + std::to_string(refunded);
+    e.created = created;
+  } else if (kind == "invoice") {
+    if (status != "paid") {
+      why = e.object_id + ": invoice " + std::string(status) + " is not paid";
+      return std::nullopt;
+    }
+    e.type = "invoice.paid";
+    e.change_key = "invoice/" + e.object_id + "/paid";
+    e.created = int_or(obj["status_transitions"]["paid_at"], created);
+  } else {
+    why = "unsupported object kind " + std::string(kind);
+    return std::nullopt;
+  }
+  e.event_id = event_id_for(e.change_key);
+  e.payload = "{\"id\":" + json_quoted(e.event_id) + ",\"object\":\"event\",\"api_version\":" +
+              (api_version.empty() ? std::string("null") : json_quoted(api_version)) +
+              ",\"created\":" + std::to_string(e.created) + ",\"data\":{\"object\":" +
+              std::string(object_json) + "},\"livemode\":" + (e.livemode ? "true" : "false") +
+              ",\"pending_webhooks\":0,\"request\":{\"id\":null,\"idempotency_key\":null},"
+              "\"type\":" +
+              json_quoted(e.type) + "}";
+  return e;
+}
+
+std::optional<std::string> delivered_change_key(std::string_view record_json) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element record;
+  std::string_view payload;
+  if (parser.parse(record_json.data(), record_json.size()).get(record) ||
+      record["payload"].get_string().get(payload)) {
+    return std::nullopt;
+  }
+  const std::string body(payload);  // the record's parser owns `payload`
+  simdjson::dom::parser inner;
+  simdjson::dom::element event;
+  std::string_view type, id;
+  if (inner.parse(body).get(event) || event["type"].get_string().get(type) ||
+      event["data"]["object"]["id"].get_string().get(id)) {
+    return std::nullopt;
+  }
+  const auto obj = event["data"]["object"];
+  const std::string oid(id);
+  if (type == "checkout.session.completed") {
+    const std::string_view ps = str_or_empty(obj["payment_status"]);
+    return "checkout.session/" + oid + "/" + (ps == "unpaid" ? "unpaid" : "paid");
+  }
+  if (type == "checkout.session.async_payment_succeeded") return "checkout.session/" + oid + "/paid";
+  if (type == "charge.succeeded" || type == "charge.captured" || type == "charge.refunded") {
+    return "charge/" + oid + "/" + std::to_string(int_or(obj["amount_refunded"], 0));
+  }
+  if (type == "invoice.paid" || type == "invoice.payment_succeeded") return "invoice/" + oid + "/paid";
+  return std::nullopt;
+}
+
+std::string stripe_events_record(std::string_view site_id, const SyntheticEvent& e,
+                                 std::string_view api_version, std::int64_t received_at_ms) {
+  return "{\"site_id\":" + json_quoted(site_id) + ",\"source\":\"api\",\"received_at\":" +
+         std::to_string(received_at_ms) + ",\"event_id\":" + json_quoted(e.event_id) +
+         ",\"event_type\":" + json_quoted(e.type) + ",\"livemode\":" + (e.livemode ? "true" : "false") +
+         ",\"api_version\":" + (api_version.empty() ? std::string("null") : json_quoted(api_version)) +
+         ",\"created\":" + std::to_string(e.created) + ",\"payload\":" + json_quoted(e.payload) + "}";
+}
+
+FetchOutcome fetch_reconcile_events(const StripeClient& client, const ReconcileWindow& window) {
+  FetchOutcome out;
+  std::set<std::string> seen_changes;
+  std::set<std::string> listed_charges;
+  const std::string version =
+      client.options().stripe_version.empty() ? std::string() : client.options().stripe_version;
+  Form range{{"created[gte]", std::to_string(window.since)}};
+  if (window.until > 0) range.emplace_back("created[lt]", std::to_string(window.until));
+
+  auto take = [&](std::string_view kind, std::string_view json) {
+    std::string why;
+    auto e = synthesize_event(kind, json, version, why);
+    if (!e) {
+      ++out.skipped;
+      return;
+    }
+    if (seen_changes.insert(e->change_key).second) out.events.push_back(std::move(*e));
+  };
+  auto fail = [&](const std::string& what, const ApiResult& r) {
+    out.api = r.error;
+    out.error = what + ": " + r.error.describe();
+  };
+  struct Listing {
+    const char* path;
+    const char* kind;
+    Form extra;
+  };
+  const std::vector<Listing> listings{
+      {"/v1/checkout/sessions", "checkout.session", {{"status", "complete"}}},
+      {"/v1/charges", "charge", {}},
+      {"/v1/invoices", "invoice", {{"status", "paid"}}},
+  };
+  for (const auto& l : listings) {
+    Form q = range;
+    q.insert(q.end(), l.extra.begin(), l.extra.end());
+    std::size_t n = 0;
+    auto r = client.list(l.path, q, [&](std::string_view id, std::string_view json) {
+      ++n;
+      if (std::string_view(l.kind) == "charge") listed_charges.emplace(id);
+      take(l.kind, json);
+      return true;
+    });
+    out.requests += r.pages;
+    out.listed[l.path] = n;
+    if (!r.last.ok()) {
+      fail(std::string("GET ") + l.path, r.last);
+      return out;
+    }
+  }
+  // Refunds in the window of charges made before it: the charge's current snapshot carries the
+  // cumulative refund.
+  std::set<std::string> refunded_charges;
+  std::size_t refunds = 0;
+  auto r = client.list("/v1/refunds", range, [&](std::string_view, std::string_view json) {
+    ++refunds;
+    simdjson::dom::parser p;
+    simdjson::dom::element e;
+    std::string_view charge;
+    if (!p.parse(json.data(), json.size()).get(e) && !e["charge"].get_string().get(charge) &&
+        !listed_charges.contains(std::string(charge))) {
+      refunded_charges.emplace(charge);
+    }
+    return true;
+  });
+  out.requests += r.pages;
+  out.listed["/v1/refunds"] = refunds;
+  if (!r.last.ok()) {
+    fail("GET /v1/refunds", r.last);
+    return out;
+  }
+  for (const auto& charge : refunded_charges) {
+    auto c = client.get("/v1/charges/" + percent_encode(charge));
+    ++out.requests;
+    if (!c.ok()) {
+      fail("GET /v1/charges/" + charge, c);
+      return out;
+    }
+    take("charge", c.body);
+  }
+  return out;
+}
+
+}  // namespace revtrace::stripe_api

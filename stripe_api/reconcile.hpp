@@ -1,0 +1,81 @@
+#pragma once
+// Missed-webhook reconciliation (issue 8): Stripe objects listed through the API → synthetic
+// Stripe events for revtrace.stripe-events.v1 (record `source: "api"`), for whatever the webhook
+// path never delivered.
+//
+// Which event an object stands for, and its identity:
+// - checkout session with status complete → checkout.session.completed;
+// - charge (succeeded, or with money refunded) → charge.succeeded, or charge.refunded when
+//   amount_refunded > 0 (the snapshot carries the cumulative refund);
+// - invoice with status paid → invoice.paid;
+// - a refund created in the window → its charge, retrieved, as charge.refunded.
+// A *change key* names the change an event reports: `checkout.session/<id>/<paid|unpaid>`,
+// `charge/<id>/<amount_refunded>`, `invoice/<id>/paid`. The synthetic event id is
+// `evt_rtapi_` + 24 hex digits of SHA-256(change key): repeated reconciles produce the same ids,
+// and a change already delivered — by a webhook event of any id, or an earlier reconcile — is
+// recognised by its change key (delivered_change_key) and not appended again.
+//
+// Objects are requested under the fixed API version kReconcileApiVersion (2025-02-24.acacia,
+// the last before basil) because that shape links a charge to its invoice (`charge.invoice`):
+// under basil a listed subscription charge could not be tied to its invoice and would count as
+// a payment of its own (processor/domain/ENGINE.md, "known limits").
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "stripe_api/client.hpp"
+
+namespace revtrace::stripe_api {
+
+inline constexpr std::string_view kReconcileApiVersion = "2025-02-24.acacia";
+
+struct SyntheticEvent {
+  std::string change_key;
+  std::string event_id;  // evt_rtapi_...
+  std::string type;
+  std::string object_id;
+  std::int64_t created = 0;  // Unix seconds: the time the object itself shows (see README)
+  bool livemode = false;
+  std::string payload;  // the Stripe event JSON
+};
+
+// The event an API object stands for; nullopt (with `why`) when it stands for none (an open
+// session, a failed charge, an unpaid invoice) or is malformed. `kind` is Stripe's `object` name:
+// "checkout.session", "charge", "invoice".
+[[nodiscard]] std::optional<SyntheticEvent> synthesize_event(std::string_view kind,
+                                                             std::string_view object_json,
+                                                             std::string_view api_version,
+                                                             std::string& why);
+
+// The change key of a revtrace.stripe-events.v1 record (webhook or api); nullopt for event
+// types reconciliation never produces, or a record that cannot be read.
+[[nodiscard]] std::optional<std::string> delivered_change_key(std::string_view record_json);
+
+// The revtrace.stripe-events.v1 record of a synthetic event.
+[[nodiscard]] std::string stripe_events_record(std::string_view site_id, const SyntheticEvent& e,
+                                               std::string_view api_version,
+                                               std::int64_t received_at_ms);
+
+struct ReconcileWindow {
+  std::int64_t since = 0;  // Unix seconds, inclusive
+  std::int64_t until = 0;  // Unix seconds, exclusive; 0 = now
+};
+
+struct FetchOutcome {
+  std::vector<SyntheticEvent> events;    // one per change, newest first per kind
+  std::map<std::string, std::size_t> listed;  // objects listed per endpoint
+  std::size_t requests = 0;
+  std::size_t skipped = 0;               // objects that stand for no event
+  std::string error;                     // non-empty: the fetch failed (described)
+  ApiError api;                          // the failing call's error
+};
+
+// Lists checkout sessions, charges, invoices and refunds created in the window (paginated) and
+// returns the events they stand for, each change once.
+[[nodiscard]] FetchOutcome fetch_reconcile_events(const StripeClient& client,
+                                                  const ReconcileWindow& window);
+
+}  // namespace revtrace::stripe_api
