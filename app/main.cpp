@@ -87,6 +87,9 @@ int main(int argc, char** argv) {
                                                     "attributed revenue, state in RocksDB");
   auto* query = app.add_subcommand("query", "Read models of attributed revenue, query API and "
                                             "dashboard");
+  bool query_rebuild = false;
+  query->add_flag("--rebuild", query_rebuild,
+                  "Drop the read models first and rebuild them from offset 0 of the topics");
   auto* dev = app.add_subcommand("dev", "Everything in one process on an embedded in-memory "
                                         "Kafka-protocol broker");
   revtrace::app::DevOptions dev_options;
@@ -121,7 +124,10 @@ int main(int argc, char** argv) {
     revtrace::common::setup_logging(config.log_level);
     if (gateway->parsed()) return run_service<revtrace::ingest::Gateway>(config, "gateway");
     if (processor->parsed()) return run_service<revtrace::processor::Processor>(config, "processor");
-    if (query->parsed()) return run_service<revtrace::projections::QueryService>(config, "query");
+    if (query->parsed()) {
+      if (query_rebuild) revtrace::projections::QueryService::drop_read_models(config);
+      return run_service<revtrace::projections::QueryService>(config, "query");
+    }
     if (dev->parsed()) return revtrace::app::run_dev(std::move(config), dev_options);
     if (topics->parsed()) return revtrace::app::run_topics(config, topics_create->parsed());
     if (replay->parsed()) return revtrace::app::run_replay(std::move(config));

@@ -1,12 +1,17 @@
 #include "projections/query_service.hpp"
 
 #include <openssl/crypto.h>
+#include <openssl/sha.h>
 #include <spdlog/spdlog.h>
 
+#include <array>
+#include <cctype>
 #include <atomic>
 #include <boost/url.hpp>
 #include <charconv>
 #include <map>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include "common/http.hpp"
@@ -26,22 +31,49 @@ std::string_view dashboard_html();
 
 namespace {
 
-bool token_equals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+using Digest = std::array<unsigned char, SHA256_DIGEST_LENGTH>;
+
+// Tokens are compared as SHA-256 digests with CRYPTO_memcmp: the comparison takes the same time
+// whatever the token's length or how many leading bytes match.
+Digest digest(std::string_view token) {
+  Digest d{};
+  SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(), d.data());
+  return d;
 }
 
-// The route's site, or nullopt when the target is not under /v1/sites/{site}/.
-struct SiteRoute {
+// The target split into site and the rest, or nullopt when it is not under /v1/sites/{site}/.
+struct SitePath {
   std::string site;
   std::string rest;
 };
-std::optional<SiteRoute> site_route(std::string_view path) {
+std::optional<SitePath> site_path(std::string_view path) {
   constexpr std::string_view prefix = "/v1/sites/";
   if (!path.starts_with(prefix)) return std::nullopt;
   path.remove_prefix(prefix.size());
   const auto slash = path.find('/');
   if (slash == std::string_view::npos || slash == 0) return std::nullopt;
-  return SiteRoute{std::string(path.substr(0, slash)), std::string(path.substr(slash))};
+  return SitePath{std::string(path.substr(0, slash)), std::string(path.substr(slash))};
+}
+
+// Matches `rest` against a route path; a "{name}" segment takes the (non-empty) rest of the path.
+bool match_route(std::string_view pattern, std::string_view rest, std::string& param) {
+  const auto brace = pattern.find('{');
+  if (brace == std::string_view::npos) return pattern == rest;
+  const auto fixed = pattern.substr(0, brace);
+  if (!rest.starts_with(fixed) || rest.size() == fixed.size()) return false;
+  param = std::string(rest.substr(fixed.size()));
+  return true;
+}
+
+http::Response bad_parameter(std::string_view name, std::string_view why) {
+  return http::json_error(http::Status::bad_request, "bad_parameter",
+                          std::string(name) + ": " + std::string(why));
+}
+
+// Routes that take no query parameters refuse every one, naming it.
+std::optional<http::Response> no_parameters(const boost::urls::params_view& params) {
+  for (const auto& p : params) return bad_parameter(p.key, "unknown parameter");
+  return std::nullopt;
 }
 
 }  // namespace
@@ -53,22 +85,26 @@ struct QueryService::Impl {
         applied(m.counter("revtrace_query_records_applied_total",
                           "Attributed-revenue records applied to the read models.")) {}
 
-  // 401 without a valid token, 403 for another site's token; nullopt when allowed.
-  std::optional<http::Response> authorize(const http::Request& req, const std::string& site) {
+  // 401 without a valid token, 403 for another site's token; nullopt when allowed. Tokens are
+  // never logged or echoed.
+  std::optional<http::Response> authorize(const http::Request& req, const std::string& site) const {
     const auto header = req[boost::beast::http::field::authorization];
-    constexpr std::string_view bearer = "Bearer ";
-    if (!header.starts_with(bearer)) {
+    constexpr std::string_view bearer = "bearer ";
+    const bool has_bearer =
+        header.size() > bearer.size() &&
+        std::equal(bearer.begin(), bearer.end(), header.begin(),
+                   [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); });
+    if (!has_bearer) {
       return http::json_error(http::Status::unauthorized, "unauthorized",
                               "an Authorization: Bearer <token> header is required");
     }
-    const std::string_view token = header.substr(bearer.size());
+    const Digest presented = digest(header.substr(bearer.size()));
     bool other_site = false;
     bool allowed = false;
-    for (const auto& s : config.sites) {
-      for (const auto& t : s.query_tokens) {
-        if (token_equals(token, t)) {
-          (s.id == site ? allowed : other_site) = true;
-        }
+    // Every token is compared (no early exit), so timing says nothing about which one matched.
+    for (const auto& [site_id, token] : token_digests) {
+      if (CRYPTO_memcmp(presented.data(), token.data(), token.size()) == 0) {
+        (site_id == site ? allowed : other_site) = true;
       }
     }
     if (allowed) return std::nullopt;
@@ -85,10 +121,7 @@ struct QueryService::Impl {
                                             std::map<std::string, std::string>& extra,
                                             std::initializer_list<std::string_view> allowed_extra) {
     q.site = site;
-    auto bad = [](std::string_view name, std::string_view why) {
-      return http::json_error(http::Status::bad_request, "bad_parameter",
-                              std::string(name) + ": " + std::string(why));
-    };
+    const auto bad = bad_parameter;
     const auto& dims = group_by_dimensions();
     const auto& models = model_names();
     for (const auto& p : params) {
@@ -251,6 +284,9 @@ struct QueryService::Impl {
     q.group_by = "campaign";
     std::map<std::string, std::string> extra;
     if (auto err = parse_query(params, site, q, extra, {"format"})) return std::move(*err);
+    if (extra.count("format") && extra["format"] != "json" && extra["format"] != "csv") {
+      return bad_parameter("format", "must be json or csv");
+    }
     if (q.group_by != "campaign" && q.group_by != "channel" && q.group_by != "source") {
       return http::json_error(http::Status::bad_request, "bad_parameter",
                               "group_by: ROAS groups by campaign, channel or source");
@@ -335,13 +371,62 @@ struct QueryService::Impl {
     }
   }
 
+  // Routes under /v1/sites/{site}/: the router dispatches from this table only, and
+  // QueryService::site_routes() lists it, so the isolation tests cover every route.
+  struct RouteContext {
+    const http::Request& req;
+    const std::string& site;
+    const std::string& param;  // value of the route's {name} segment, if any
+    const boost::urls::params_view& params;
+  };
+  using RouteHandler = void (*)(Impl&, const RouteContext&, http::Responder);
+  struct SiteRoute {
+    boost::beast::http::verb method;
+    std::string_view path;
+    RouteHandler handler;
+  };
+  static const std::vector<SiteRoute>& routes() {
+    using boost::beast::http::verb;
+    static const std::vector<SiteRoute> table{
+        {verb::get, "/revenue",
+         [](Impl& s, const RouteContext& c, http::Responder r) { r(s.revenue(c.params, c.site, false)); }},
+        {verb::get, "/timeseries",
+         [](Impl& s, const RouteContext& c, http::Responder r) { r(s.revenue(c.params, c.site, true)); }},
+        {verb::get, "/roas",
+         [](Impl& s, const RouteContext& c, http::Responder r) { r(s.roas(c.params, c.site)); }},
+        {verb::get, "/payments",
+         [](Impl& s, const RouteContext& c, http::Responder r) { r(s.payments(c.params, c.site)); }},
+        {verb::get, "/payments/{payment}",
+         [](Impl& s, const RouteContext& c, http::Responder r) { r(s.payment_detail(c)); }},
+        {verb::put, "/ad-spend",
+         [](Impl& s, const RouteContext& c, http::Responder r) {
+           if (auto err = no_parameters(c.params)) return r(std::move(*err));
+           s.put_ad_spend(c.req, c.site, std::move(r));
+         }},
+    };
+    return table;
+  }
+
+  http::Response payment_detail(const RouteContext& c) {
+    if (auto err = no_parameters(c.params)) return std::move(*err);
+    auto record = models_->payment(c.site, c.param);
+    if (!record) return http::json_error(http::Status::not_found, "not_found", "no such payment");
+    return http::json_response(http::Status::ok, std::move(*record));
+  }
+
+  http::Response health() const {
+    return http::json_response(http::Status::ok,
+                               std::string(R"({"status":"ok","caught_up":)") +
+                                   (caught_up.load() ? "true" : "false") + "}");
+  }
+
   void handle(http::Request&& req, http::Responder respond) {
     const auto parsed = boost::urls::parse_origin_form(req.target());
     if (!parsed) {
       return respond(http::json_error(http::Status::bad_request, "bad_request", "malformed target"));
     }
     const std::string path = parsed->path();
-    if (path == "/healthz") return respond(http::json_response(http::Status::ok, R"({"status":"ok"})"));
+    if (path == "/healthz") return respond(health());
     if (path == "/" || path == "/index.html") {
       http::Response res{http::Status::ok, req.version()};
       res.set(boost::beast::http::field::content_type, "text/html; charset=utf-8");
@@ -360,114 +445,190 @@ struct QueryService::Impl {
       res.prepare_payload();
       return respond(std::move(res));
     }
-    const auto route = site_route(path);
-    if (!route) return respond(http::json_error(http::Status::not_found, "not_found", "no such route"));
-    if (auto denied = authorize(req, route->site)) return respond(std::move(*denied));
-    if (route->rest == "/ad-spend") {
-      if (req.method() != boost::beast::http::verb::put) {
-        auto res = http::json_error(http::Status::method_not_allowed, "method_not_allowed",
-                                    "ad spend is written with PUT");
-        res.set(boost::beast::http::field::allow, "PUT");
-        return respond(std::move(res));
+    const auto target = site_path(path);
+    if (!target) return respond(http::json_error(http::Status::not_found, "not_found", "no such route"));
+    // Authentication comes before routing: without the site's token nothing, not even whether a
+    // route exists, is revealed.
+    if (auto denied = authorize(req, target->site)) return respond(std::move(*denied));
+    std::string allow;
+    std::string param;
+    const auto params = parsed->params();
+    for (const auto& route : routes()) {
+      if (!match_route(route.path, target->rest, param)) continue;
+      if (route.method == req.method()) {
+        return route.handler(*this, RouteContext{req, target->site, param, params}, std::move(respond));
       }
-      return put_ad_spend(req, route->site, respond);
+      if (!allow.empty()) allow += ", ";
+      allow += std::string(boost::beast::http::to_string(route.method));
     }
-    if (req.method() != boost::beast::http::verb::get) {
+    if (!allow.empty()) {
       auto res = http::json_error(http::Status::method_not_allowed, "method_not_allowed",
-                                  "only GET is allowed here");
-      res.set(boost::beast::http::field::allow, "GET");
+                                  "this route answers " + allow);
+      res.set(boost::beast::http::field::allow, allow);
       return respond(std::move(res));
-    }
-    if (route->rest == "/roas") return respond(roas(parsed->params(), route->site));
-    if (route->rest == "/revenue") return respond(revenue(parsed->params(), route->site, false));
-    if (route->rest == "/timeseries") return respond(revenue(parsed->params(), route->site, true));
-    if (route->rest == "/payments") return respond(payments(parsed->params(), route->site));
-    constexpr std::string_view detail = "/payments/";
-    if (route->rest.starts_with(detail) && route->rest.size() > detail.size()) {
-      auto record = models_->payment(route->site, route->rest.substr(detail.size()));
-      if (!record) {
-        return respond(http::json_error(http::Status::not_found, "not_found", "no such payment"));
-      }
-      return respond(http::json_response(http::Status::ok, std::move(*record)));
     }
     respond(http::json_error(http::Status::not_found, "not_found", "no such route"));
   }
 
+  // Assigns every partition of both topics (each query instance keeps complete read models), at
+  // the positions stored with the read models; waits for the topics to exist.
+  bool assign_all() {
+    const std::array<std::string, 2> names{
+        common::topics::name(config.kafka, common::topics::kAttributedRevenue),
+        common::topics::name(config.kafka, common::topics::kAdSpend)};
+    auto next_warning = std::chrono::steady_clock::now();
+    while (!stopping.load()) {
+      kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(16));
+      std::size_t found = 0;
+      for (const auto& name : names) {
+        rd_kafka_topic_t* rkt = rd_kafka_topic_new(consumer.get(), name.c_str(), nullptr);
+        const rd_kafka_metadata_t* md = nullptr;
+        const auto err = rd_kafka_metadata(consumer.get(), 0, rkt, &md, 5000);
+        rd_kafka_topic_destroy(rkt);
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 && md->topics[0].err == 0 &&
+            md->topics[0].partition_cnt > 0) {
+          ++found;
+          for (int i = 0; i < md->topics[0].partition_cnt; ++i) {
+            const std::int32_t partition = md->topics[0].partitions[i].id;
+            const auto next = models_->next_offset(name, partition);
+            rd_kafka_topic_partition_list_add(list.get(), name.c_str(), partition)->offset =
+                next ? *next : RD_KAFKA_OFFSET_BEGINNING;
+          }
+        }
+        if (md != nullptr) rd_kafka_metadata_destroy(md);
+      }
+      if (found == names.size()) {
+        {
+          std::lock_guard lock(progress_mutex);
+          for (int i = 0; i < list->cnt; ++i) {
+            pending_eof.insert({list->elems[i].topic, list->elems[i].partition});
+          }
+        }
+        if (auto err = rd_kafka_assign(consumer.get(), list.get())) {
+          throw std::runtime_error(std::string("query: assign failed: ") + rd_kafka_err2str(err));
+        }
+        spdlog::info("query: consuming {} partitions of {} and {}", list->cnt, names[0], names[1]);
+        return true;
+      }
+      if (std::chrono::steady_clock::now() >= next_warning) {
+        spdlog::warn("query: waiting for topics {} and {} (run `revtrace topics create`)", names[0],
+                     names[1]);
+        next_warning = std::chrono::steady_clock::now() + 30s;
+      }
+      std::this_thread::sleep_for(500ms);  // metadata retry back-off
+    }
+    return false;
+  }
+
+  void reached_end(const rd_kafka_message_t& m) {
+    std::lock_guard lock(progress_mutex);
+    if (pending_eof.erase({rd_kafka_topic_name(m.rkt), m.partition}) == 0 || !pending_eof.empty()) {
+      return;
+    }
+    caught_up = true;
+    spdlog::info("query: caught up ({} attributed-revenue records applied since start)",
+                 applied.value());
+  }
+
   void consume() {
+    try {
+      if (!assign_all()) return;
+    } catch (const std::exception& e) {
+      spdlog::error("{}", e.what());
+      return;
+    }
     while (!stopping.load()) {
       kafka::MessagePtr m(rd_kafka_consumer_poll(consumer.get(), 100));
       if (!m) continue;
       if (m->err) {
-        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+          reached_end(*m);
+        } else {
           spdlog::warn("query: consumer: {}", rd_kafka_message_errstr(m.get()));
         }
         continue;
       }
+      const std::string topic = rd_kafka_topic_name(m->rkt);
+      const TopicPosition position{topic, m->partition, m->offset};
       const std::string_view value(static_cast<const char*>(m->payload), m->len);
-      if (common::topics::contract_name(config.kafka, rd_kafka_topic_name(m->rkt)) ==
-          common::topics::kAdSpend) {
+      if (common::topics::contract_name(config.kafka, topic) == common::topics::kAdSpend) {
         if (auto entry = parse_ad_spend_record(value)) {
-          models_->apply_spend(*entry);
+          models_->apply_spend(*entry, position);
         } else {
           spdlog::warn("query: skipping malformed ad-spend record at partition {} offset {}",
                        m->partition, m->offset);
+          models_->skip(position);
         }
-        (void)rd_kafka_offset_store(m->rkt, m->partition, m->offset);
         continue;
       }
       if (m->payload == nullptr) {
-        if (m->key != nullptr) models_->retire({static_cast<const char*>(m->key), m->key_len});
-        (void)rd_kafka_offset_store(m->rkt, m->partition, m->offset);
+        models_->retire(m->key != nullptr
+                            ? std::string_view(static_cast<const char*>(m->key), m->key_len)
+                            : std::string_view(),
+                        position);
         continue;
       }
       std::string error;
-      if (!models_->apply(value, error)) {
+      if (!models_->apply(value, error, position)) {
         spdlog::warn("query: skipping record at partition {} offset {}: {}", m->partition,
                      m->offset, error);
       }
       applied.inc();
-      (void)rd_kafka_offset_store(m->rkt, m->partition, m->offset);
     }
   }
 
   const common::Config& config;
   common::metrics::Registry& metrics;
   common::metrics::Counter& applied;
+  std::vector<std::pair<std::string, Digest>> token_digests;  // (site id, digest of a token)
   std::unique_ptr<ReadModels> models_;
   kafka::HandlePtr consumer;
   std::unique_ptr<kafka::Producer> producer;
   std::unique_ptr<http::Server> server;
   std::atomic<bool> stopping{false};
+  std::atomic<bool> caught_up{false};
+  std::mutex progress_mutex;
+  std::set<std::pair<std::string, std::int32_t>> pending_eof;  // partitions not yet read to the end
   std::thread worker;
 };
 
+void QueryService::drop_read_models(const common::Config& config) {
+  ReadModels::drop(config.query.data_dir);
+  spdlog::info("query: dropped the read models in {}; they are rebuilt from offset 0",
+               config.query.data_dir);
+}
+
+std::vector<SiteRouteInfo> QueryService::site_routes() {
+  std::vector<SiteRouteInfo> out;
+  for (const auto& r : Impl::routes()) {
+    out.push_back({std::string(boost::beast::http::to_string(r.method)), std::string(r.path)});
+  }
+  return out;
+}
+
 QueryService::QueryService(const common::Config& config, common::metrics::Registry& metrics)
-    : impl_(std::make_unique<Impl>(config, metrics)) {}
+    : impl_(std::make_unique<Impl>(config, metrics)) {
+  for (const auto& site : config.sites) {
+    for (const auto& token : site.query_tokens) impl_->token_digests.emplace_back(site.id, digest(token));
+  }
+}
 
 QueryService::~QueryService() { stop(); }
 
 void QueryService::start() {
   auto& impl = *impl_;
   impl.models_ = std::make_unique<ReadModels>(impl.config.query.data_dir);
-  // A record's offset is stored only after it was applied; re-applying one after a crash is
-  // harmless because older and repeated revisions are ignored.
+  // No consumer group: positions are stored in the read models themselves, in the same atomic
+  // write as each record's changes. Every partition is assigned; a crash resumes exactly, and an
+  // empty read-model directory starts from offset 0 (a rebuild).
   impl.consumer = kafka::make_handle(
       RD_KAFKA_CONSUMER, kafka::make_conf(impl.config.kafka, {{"group.id", impl.config.query.group_id},
                                                               {"isolation.level", "read_committed"},
-                                                              {"enable.auto.commit", "true"},
-                                                              {"enable.auto.offset.store", "false"},
+                                                              {"enable.auto.commit", "false"},
+                                                              {"enable.partition.eof", "true"},
                                                               {"auto.offset.reset", "earliest"}}));
   rd_kafka_poll_set_consumer(impl.consumer.get());
-  kafka::PartitionListPtr subscription(rd_kafka_topic_partition_list_new(2));
-  for (auto topic : {common::topics::kAttributedRevenue, common::topics::kAdSpend}) {
-    rd_kafka_topic_partition_list_add(subscription.get(),
-                                      common::topics::name(impl.config.kafka, topic).c_str(),
-                                      RD_KAFKA_PARTITION_UA);
-  }
   impl.producer = std::make_unique<kafka::Producer>(impl.config.kafka);
-  if (auto err = rd_kafka_subscribe(impl.consumer.get(), subscription.get())) {
-    throw std::runtime_error(std::string("query: subscribe failed: ") + rd_kafka_err2str(err));
-  }
   const auto ep = common::parse_endpoint(impl.config.query.listen, "query.listen");
   http::ServerOptions opts;
   opts.host = ep.host;
@@ -483,6 +644,8 @@ void QueryService::start() {
 std::uint16_t QueryService::port() const noexcept {
   return impl_->server ? impl_->server->port() : 0;
 }
+
+bool QueryService::caught_up() const noexcept { return impl_->caught_up.load(); }
 
 void QueryService::stop() {
   if (!impl_ || impl_->stopping.exchange(true)) return;

@@ -227,6 +227,21 @@ void write_delta(rocksdb::DB& db, rocksdb::WriteBatch& batch, const Delta& delta
   }
 }
 
+std::string position_key(std::string_view topic, std::int32_t partition) {
+  return join({"o", topic, std::to_string(partition)});
+}
+
+void put_position(rocksdb::WriteBatch& batch, const std::optional<TopicPosition>& position) {
+  if (position) {
+    batch.Put(position_key(position->topic, position->partition), std::to_string(position->offset + 1));
+  }
+}
+
+void write(rocksdb::DB& db, rocksdb::WriteBatch& batch) {
+  const auto s = db.Write(rocksdb::WriteOptions(), &batch);
+  if (!s.ok()) throw std::runtime_error("query: write failed: " + s.ToString());
+}
+
 }  // namespace
 
 const std::vector<std::string_view>& group_by_dimensions() {
@@ -279,7 +294,43 @@ ReadModels::ReadModels(const std::string& dir) {
   db_.reset(raw);
 }
 
-bool ReadModels::apply(std::string_view record, std::string& error) {
+void ReadModels::drop(const std::string& dir) {
+  {
+    // Opening takes RocksDB's lock: a running query side on the same directory makes this fail
+    // instead of having its files removed underneath it.
+    ReadModels in_use_check(dir);
+  }
+  const auto s = rocksdb::DestroyDB(dir, rocksdb::Options());
+  if (!s.ok()) throw std::runtime_error("query: cannot drop read models " + dir + ": " + s.ToString());
+}
+
+void ReadModels::skip(const TopicPosition& position) {
+  rocksdb::WriteBatch batch;
+  put_position(batch, position);
+  write(*db_, batch);
+}
+
+std::optional<std::int64_t> ReadModels::next_offset(const std::string& topic,
+                                                    std::int32_t partition) const {
+  std::string v;
+  if (!db_->Get(rocksdb::ReadOptions(), position_key(topic, partition), &v).ok()) return std::nullopt;
+  std::int64_t offset = 0;
+  std::from_chars(v.data(), v.data() + v.size(), offset);
+  return offset;
+}
+
+std::vector<std::string> ReadModels::dump() const {
+  std::vector<std::string> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (it->key().starts_with(std::string("o") + kSep)) continue;
+    out.push_back(it->key().ToString() + "=" + it->value().ToString());
+  }
+  return out;
+}
+
+bool ReadModels::apply(std::string_view record, std::string& error,
+                       const std::optional<TopicPosition>& position) {
   simdjson::dom::parser parser;
   simdjson::dom::parser previous_parser;
   try {
@@ -296,6 +347,7 @@ bool ReadModels::apply(std::string_view record, std::string& error) {
       // Revisions are ordered by (generation, revision); a replay with a new generation supersedes.
       if (std::make_pair(generation_of(prev), std::int64_t(prev["revision"])) >=
           std::make_pair(generation_of(rec), revision)) {
+        if (position) skip(*position);
         return true;  // an old or repeated revision
       }
       accumulate(delta, site, prev, -1);
@@ -305,23 +357,26 @@ bool ReadModels::apply(std::string_view record, std::string& error) {
     write_delta(*db_, batch, delta);
     batch.Put(pkey, std::string(record));
     batch.Put(index_key(site, rec["livemode"].get_bool(), rec["paid_at"].get_int64(), payment), "");
-    const auto s = db_->Write(rocksdb::WriteOptions(), &batch);
-    if (!s.ok()) throw std::runtime_error("query: write failed: " + s.ToString());
+    put_position(batch, position);
+    write(*db_, batch);
     return true;
   } catch (const simdjson::simdjson_error& e) {
     error = std::string("malformed attributed-revenue record: ") + e.what();
+    if (position) skip(*position);
     return false;
   }
 }
 
-void ReadModels::retire(std::string_view key) {
+void ReadModels::retire(std::string_view key, const std::optional<TopicPosition>& position) {
   const auto slash = key.find('/');
-  if (slash == std::string_view::npos) return;
-  const std::string_view site = key.substr(0, slash);
-  const std::string_view payment = key.substr(slash + 1);
+  const std::string_view site = key.substr(0, slash == std::string_view::npos ? 0 : slash);
+  const std::string_view payment = slash == std::string_view::npos ? "" : key.substr(slash + 1);
   const std::string pkey = join({"p", site, payment});
   std::string stored;
-  if (!db_->Get(rocksdb::ReadOptions(), pkey, &stored).ok()) return;
+  if (slash == std::string_view::npos || !db_->Get(rocksdb::ReadOptions(), pkey, &stored).ok()) {
+    if (position) skip(*position);
+    return;
+  }
   simdjson::dom::parser parser;
   simdjson::dom::element prev = parser.parse(stored);
   rocksdb::WriteBatch batch;
@@ -332,8 +387,8 @@ void ReadModels::retire(std::string_view key) {
   const std::int64_t paid_at = prev["paid_at"];
   batch.Delete(index_key(site, live, paid_at, payment));
   batch.Delete(pkey);
-  const auto s = db_->Write(rocksdb::WriteOptions(), &batch);
-  if (!s.ok()) throw std::runtime_error("query: write failed: " + s.ToString());
+  put_position(batch, position);
+  write(*db_, batch);
 }
 
 namespace {
@@ -422,11 +477,13 @@ PaymentPage ReadModels::payments(const BreakdownQuery& q, std::size_t limit,
   return page;
 }
 
-void ReadModels::apply_spend(const AdSpendEntry& e) {
+void ReadModels::apply_spend(const AdSpendEntry& e, const std::optional<TopicPosition>& position) {
   const std::string key =
       join({"s", e.site_id, e.day, e.channel, e.source, e.campaign, e.currency});
-  const auto s = db_->Put(rocksdb::WriteOptions(), key, std::to_string(e.amount));
-  if (!s.ok()) throw std::runtime_error("query: write failed: " + s.ToString());
+  rocksdb::WriteBatch batch;
+  batch.Put(key, std::to_string(e.amount));
+  put_position(batch, position);
+  write(*db_, batch);
 }
 
 std::vector<BreakdownRow> ReadModels::spend(const BreakdownQuery& q) const {

@@ -9,6 +9,8 @@
 //   t|site|mode|day|paid_at|payment        time index (payment lists, filtered queries)
 //   d|site|mode|model|dim|day|cur|value    "revenue,net,payments" per UTC day (breakdowns)
 //   s|site|day|channel|source|campaign|cur  ad spend (minor units), latest value wins
+//   o|topic|partition                      next offset to consume (written in the same batch as
+//                                          the record's changes, so models and position agree)
 // Unfiltered breakdowns and time series read the day aggregates; queries with filters scan the
 // time index of the date range and recompute from the records with the same code.
 #include <rocksdb/db.h>
@@ -60,6 +62,15 @@ struct BreakdownQuery {
   std::vector<std::pair<std::string, std::string>> filters;  // (dimension, value)
 };
 
+// Where a record came from. Each write stores the next offset of its partition in the same
+// atomic batch, so after a crash the read models resume exactly where they stopped, and
+// dropping the read models (an empty directory) makes the query side re-consume from offset 0.
+struct TopicPosition {
+  std::string topic;
+  std::int32_t partition = 0;
+  std::int64_t offset = 0;
+};
+
 struct PaymentPage {
   std::vector<std::string> records;  // attributed-revenue JSON, newest first
   std::string next_cursor;           // empty = no more
@@ -72,11 +83,25 @@ struct PaymentPage {
 class ReadModels {
  public:
   explicit ReadModels(const std::string& dir);
-  // Applies one attributed-revenue record; returns false with `error` when it is malformed.
-  [[nodiscard]] bool apply(std::string_view record, std::string& error);
+  // Drops every read model in `dir` (the next open starts empty, so the query side re-consumes
+  // its topics from offset 0). Throws when the directory is in use by a running query side
+  // (RocksDB's lock) or cannot be removed.
+  static void drop(const std::string& dir);
+  // Applies one attributed-revenue record; returns false with `error` when it is malformed (the
+  // position still advances: a malformed record is skipped, never retried forever).
+  [[nodiscard]] bool apply(std::string_view record, std::string& error,
+                           const std::optional<TopicPosition>& position = std::nullopt);
   // A tombstone (null value) for key "<site>/<payment_key>": the payment key was merged into
   // another payment; its contributions are retracted and it disappears.
-  void retire(std::string_view key);
+  void retire(std::string_view key, const std::optional<TopicPosition>& position = std::nullopt);
+  // Advances the stored position past a record that changes nothing (e.g. malformed ad spend).
+  void skip(const TopicPosition& position);
+  // The next offset to consume of a partition, nullopt when nothing of it was applied yet.
+  [[nodiscard]] std::optional<std::int64_t> next_offset(const std::string& topic,
+                                                        std::int32_t partition) const;
+  // Every read-model entry (not the positions) in key order, "key=value" per entry: two read
+  // models hold the same answers exactly when their dumps are equal (rebuild tests).
+  [[nodiscard]] std::vector<std::string> dump() const;
   [[nodiscard]] std::vector<BreakdownRow> breakdown(const BreakdownQuery& q) const;
   // Revenue per UTC day (group_by is ignored; filters apply).
   [[nodiscard]] std::vector<BreakdownRow> timeseries(const BreakdownQuery& q) const;
@@ -85,7 +110,8 @@ class ReadModels {
   [[nodiscard]] std::optional<std::string> payment(const std::string& site,
                                                    const std::string& payment_key) const;
   // Ad spend: the latest entry per (site, day, channel, source, campaign, currency) wins.
-  void apply_spend(const AdSpendEntry& entry);
+  void apply_spend(const AdSpendEntry& entry,
+                   const std::optional<TopicPosition>& position = std::nullopt);
   // Spend in the query's date range grouped by q.group_by (channel, source or campaign), per
   // currency; rows carry the spend in `revenue`.
   [[nodiscard]] std::vector<BreakdownRow> spend(const BreakdownQuery& q) const;

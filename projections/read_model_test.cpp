@@ -205,3 +205,325 @@ TEST_CASE("read models: UTC days", "[projections]") {
   CHECK(utc_day(951782400000) == "2000-02-29");
   CHECK(utc_day(-1) == "1969-12-31");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Hand-computed expectations over a small book of payments: currencies, live/test mode, refunds,
+// revisions, a subscription renewal and an uneven three-way split.
+namespace {
+
+struct Touch {
+  std::string channel;
+  std::string source;
+  std::string campaign;
+  std::string country = "US";
+  std::string device = "desktop";
+};
+
+struct Payment {
+  std::string key;
+  int revision = 1;
+  bool live = true;
+  std::string currency = "usd";
+  std::int64_t amount = 0;
+  std::int64_t refunded = 0;
+  std::int64_t paid_at = 1790856000000;  // 2026-10-01T12:00:00Z
+  std::string method = "metadata";
+  std::string customer;
+  std::vector<Touch> touches;
+  std::map<std::string, std::vector<std::int64_t>> credits;  // per model; missing = `all`
+  std::vector<std::int64_t> all;                             // credits for every model not listed
+
+  [[nodiscard]] std::string json() const {
+    auto str = [](const std::string& v) { return v.empty() ? std::string("null") : "\"" + v + "\""; };
+    std::string t = "[";
+    for (std::size_t i = 0; i < touches.size(); ++i) {
+      const auto& x = touches[i];
+      if (i) t += ",";
+      t += R"({"at":1790000000000,"channel":")" + x.channel + R"(","source":)" + str(x.source) +
+           R"(,"medium":null,"campaign":)" + str(x.campaign) +
+           R"(,"term":null,"content":null,"click_id":null,"referrer":null,"landing_path":"/","browser":"Chrome","os":"macOS","device_class":")" +
+           x.device + R"(","country":")" + x.country + "\"}";
+    }
+    t += "]";
+    std::string c = "{";
+    bool first = true;
+    for (auto model : revtrace::projections::model_names()) {
+      const auto it = credits.find(std::string(model));
+      const auto& v = it == credits.end() ? all : it->second;
+      if (!first) c += ",";
+      first = false;
+      c += "\"" + std::string(model) + "\":[";
+      for (std::size_t i = 0; i < v.size(); ++i) c += (i ? "," : "") + std::to_string(v[i]);
+      c += "]";
+    }
+    c += "}";
+    return R"({"generation":1,"site_id":"s1","payment_key":")" + key + R"(","revision":)" +
+           std::to_string(revision) + R"(,"livemode":)" + (live ? "true" : "false") +
+           R"(,"revenue_type":"cash","amount":)" + std::to_string(amount) + R"(,"currency":")" +
+           currency + R"(","refunded":)" + std::to_string(refunded) + R"(,"net":)" +
+           std::to_string(amount - refunded) + R"(,"paid_at":)" + std::to_string(paid_at) +
+           R"(,"method":")" + method + R"(","stripe":{"customer":)" + str(customer) +
+           R"(},"visitor_ids":[],"email_hash":null,"touches":)" + t + R"(,"credits":)" + c + "}";
+  }
+};
+
+const Touch kPaid{"Paid Search", "google", "brand"};
+const Touch kMail{"Email", "newsletter", "autumn", "DE", "mobile"};
+const Touch kOrganic{"Organic Search", "google", ""};
+
+// The book: the story of each payment is in its comment; the newest revision is what counts.
+std::vector<std::string> book() {
+  std::vector<std::string> out;
+  Payment a;  // pi_A: 100.00 usd, Paid Search then Email; refunded 25.00 in revision 2
+  a.key = "pi_A";
+  a.amount = 10000;
+  a.customer = "cus_1";
+  a.touches = {kPaid, kMail};
+  a.credits = {{"first_touch", {10000, 0}}, {"last_touch", {0, 10000}}};
+  a.all = {5000, 5000};
+  out.push_back(a.json());
+  a.revision = 2;
+  a.refunded = 2500;
+  out.push_back(a.json());
+  Payment r = a;  // in_R: the subscription's renewal a month later inherits pi_A's touches
+  r.key = "in_R";
+  r.revision = 1;
+  r.refunded = 0;
+  r.method = "inherited";
+  r.paid_at = 1790856000000 + 30LL * 86400000;  // 2026-10-31
+  out.push_back(r.json());
+  Payment e;  // pi_E: 30.00 eur, no touch at all
+  e.key = "pi_E";
+  e.currency = "eur";
+  e.amount = 3000;
+  e.method = "unattributed";
+  out.push_back(e.json());
+  Payment t;  // pi_T: test mode, must never appear in live answers
+  t.key = "pi_T";
+  t.live = false;
+  t.amount = 999;
+  t.touches = {kPaid};
+  t.all = {999};
+  out.push_back(t.json());
+  Payment j;  // pi_J: 5000 jpy (zero-decimal), organic; first revision credited Email, corrected
+  j.key = "pi_J";
+  j.currency = "jpy";
+  j.amount = 5000;
+  j.touches = {kMail};
+  j.all = {5000};
+  out.push_back(j.json());
+  j.revision = 2;
+  j.touches = {kOrganic};
+  out.push_back(j.json());
+  Payment u;  // pi_U: 100.00 usd split three ways by linear, half refunded (rounding rule)
+  u.key = "pi_U";
+  u.amount = 10000;
+  u.refunded = 5000;
+  u.customer = "cus_1";  // the same customer as pi_A
+  u.paid_at = 1790856000000 + 86400000;  // 2026-10-02
+  u.touches = {kPaid, kMail, kOrganic};
+  u.credits = {{"linear", {3334, 3333, 3333}}};
+  u.all = {0, 0, 10000};
+  out.push_back(u.json());
+  return out;
+}
+
+std::map<std::pair<std::string, std::string>, BreakdownRow> by_key_currency(
+    const std::vector<BreakdownRow>& rows) {
+  std::map<std::pair<std::string, std::string>, BreakdownRow> m;
+  for (const auto& r : rows) {
+    REQUIRE(m.count({r.key, r.currency}) == 0);
+    m[{r.key, r.currency}] = r;
+  }
+  return m;
+}
+
+void check_row(const std::map<std::pair<std::string, std::string>, BreakdownRow>& rows,
+               const std::string& key, const std::string& currency, std::int64_t revenue,
+               std::int64_t net, std::int64_t payments) {
+  INFO(key << " " << currency);
+  const auto it = rows.find({key, currency});
+  REQUIRE(it != rows.end());
+  CHECK(it->second.revenue == revenue);
+  CHECK(it->second.net == net);
+  CHECK(it->second.payments == payments);
+}
+
+BreakdownQuery query(const std::string& model, const std::string& group_by) {
+  BreakdownQuery q;
+  q.site = "s1";
+  q.model = model;
+  q.group_by = group_by;
+  return q;
+}
+
+}  // namespace
+
+TEST_CASE("read models: hand-computed book (currencies, modes, refunds, renewals, rounding)",
+          "[projections]") {
+  ReadModels m(temp_dir());
+  apply_all(m, book());
+
+  // linear by channel. pi_A: 5000/5000, net 7500 -> 3750/3750. in_R: 5000/5000 net the same.
+  // pi_U: 3334/3333/3333, net 5000 -> 1667/1666.65/1666.65 -> largest remainder, ties to the
+  // earlier touch: 1667/1667/1666.
+  auto rows = by_key_currency(m.breakdown(query("linear", "channel")));
+  check_row(rows, "Paid Search", "usd", 5000 + 5000 + 3334, 3750 + 5000 + 1667, 3);
+  check_row(rows, "Email", "usd", 5000 + 5000 + 3333, 3750 + 5000 + 1667, 3);
+  check_row(rows, "Organic Search", "usd", 3333, 1666, 1);
+  check_row(rows, "Organic Search", "jpy", 5000, 5000, 1);  // the correction moved it off Email
+  check_row(rows, "(unattributed)", "eur", 3000, 3000, 1);
+  CHECK(rows.size() == 5);
+
+  // first_touch: a payment only counts for the values that earned some of it.
+  rows = by_key_currency(m.breakdown(query("first_touch", "source")));
+  // pi_A and in_R through Paid Search, pi_U through its organic (also google) first touch
+  check_row(rows, "google", "usd", 30000, 7500 + 10000 + 5000, 3);
+  check_row(rows, "google", "jpy", 5000, 5000, 1);
+  CHECK(rows.count({"newsletter", "usd"}) == 0);
+
+  // payment dimensions take the whole amount
+  rows = by_key_currency(m.breakdown(query("last_touch", "method")));
+  check_row(rows, "metadata", "usd", 20000, 12500, 2);
+  check_row(rows, "inherited", "usd", 10000, 10000, 1);
+  check_row(rows, "unattributed", "eur", 3000, 3000, 1);
+  check_row(rows, "metadata", "jpy", 5000, 5000, 1);
+
+  rows = by_key_currency(m.breakdown(query("time_decay", "all")));
+  check_row(rows, "all", "usd", 30000, 22500, 3);
+  check_row(rows, "all", "eur", 3000, 3000, 1);
+  check_row(rows, "all", "jpy", 5000, 5000, 1);
+
+  // every touch dimension
+  rows = by_key_currency(m.breakdown(query("last_touch", "country")));
+  check_row(rows, "DE", "usd", 20000, 17500, 2);  // last touch of pi_A, in_R is the Email one
+  check_row(rows, "US", "usd", 10000, 5000, 1);   // pi_U's last touch is organic (US)
+  rows = by_key_currency(m.breakdown(query("last_touch", "device_class")));
+  check_row(rows, "mobile", "usd", 20000, 17500, 2);
+  rows = by_key_currency(m.breakdown(query("last_touch", "campaign")));
+  check_row(rows, "autumn", "usd", 20000, 17500, 2);
+  check_row(rows, "(none)", "usd", 10000, 5000, 1);
+  check_row(rows, "(none)", "jpy", 5000, 5000, 1);
+  for (const char* dim : {"medium", "referrer", "landing_path", "browser"}) {
+    rows = by_key_currency(m.breakdown(query("last_touch", dim)));
+    const std::string expected = std::string(dim) == "landing_path" ? "/"
+                                 : std::string(dim) == "browser"    ? "Chrome"
+                                                                    : "(none)";
+    INFO(dim);
+    check_row(rows, expected, "usd", 30000, 22500, 3);
+  }
+
+  // currency and mode filters
+  auto q = query("linear", "channel");
+  q.currency = "eur";
+  rows = by_key_currency(m.breakdown(q));
+  CHECK(rows.size() == 1);
+  check_row(rows, "(unattributed)", "eur", 3000, 3000, 1);
+  q = query("linear", "channel");
+  q.livemode = false;
+  rows = by_key_currency(m.breakdown(q));
+  CHECK(rows.size() == 1);
+  check_row(rows, "Paid Search", "usd", 999, 999, 1);
+
+  // a touch filter recomputes from the records: Email touches only, linear, by source
+  q = query("linear", "source");
+  q.filters = {{"channel", "Email"}};
+  rows = by_key_currency(m.breakdown(q));
+  CHECK(rows.size() == 1);
+  check_row(rows, "newsletter", "usd", 13333, 10417, 3);
+  // a filter that keeps every touch gives the aggregate's answer (payments without touches drop
+  // out of touch-filtered answers)
+  auto unfiltered = query("position_based", "channel");
+  unfiltered.currency = "usd";
+  q = unfiltered;
+  q.filters = {{"browser", "Chrome"}};
+  const auto filtered = by_key_currency(m.breakdown(q));
+  const auto aggregate = by_key_currency(m.breakdown(unfiltered));
+  CHECK(filtered.size() == aggregate.size());
+  for (const auto& [k, row] : aggregate) check_row(filtered, k.first, k.second, row.revenue, row.net, row.payments);
+
+  // time series: the renewal lands on its own day
+  auto series = m.timeseries(query("linear", "all"));
+  auto days = by_key_currency(series);
+  check_row(days, "2026-10-01", "usd", 10000, 7500, 1);
+  check_row(days, "2026-10-02", "usd", 10000, 5000, 1);
+  check_row(days, "2026-10-31", "usd", 10000, 10000, 1);
+  check_row(days, "2026-10-01", "jpy", 5000, 5000, 1);
+  q = query("linear", "all");
+  q.from_day = "2026-10-02";
+  q.to_day = "2026-10-30";
+  days = by_key_currency(m.timeseries(q));
+  CHECK(days.size() == 1);
+  check_row(days, "2026-10-02", "usd", 10000, 5000, 1);
+
+  // ROAS: pi_A and pi_U are one customer; the renewal (same customer) too.
+  revtrace::projections::AdSpendEntry spend{"s1", "2026-10-01", "Paid Search", "google", "brand", 4000, "usd", 1};
+  m.apply_spend(spend);
+  spend.amount = 6000;  // the latest value per key wins
+  m.apply_spend(spend);
+  m.apply_spend({"s1", "2026-10-01", "Paid Search", "google", "brand", 700, "eur", 1});
+  q = query("linear", "campaign");
+  q.currency = "usd";
+  const auto roas = m.roas(q);
+  REQUIRE(!roas.empty());
+  CHECK(roas[0].key == "brand");
+  CHECK(roas[0].spend == 6000);
+  CHECK(roas[0].revenue == 13334);
+  CHECK(roas[0].customers == 1);
+  CHECK(roas[0].payments == 3);
+}
+
+TEST_CASE("read models: rebuilding from the compacted topic equals the incremental models",
+          "[projections]") {
+  using revtrace::projections::TopicPosition;
+  // The incremental history: every revision, a tombstone of a merged key, and ad spend updates.
+  auto history = book();
+  history.push_back(record("ch_merged", 1, 700, 0, "google", "bing", 700, 0));
+  ReadModels incremental(temp_dir());
+  std::int64_t offset = 0;
+  for (const auto& r : history) {
+    std::string err;
+    REQUIRE(incremental.apply(r, err, TopicPosition{"ar", 0, offset++}));
+  }
+  incremental.retire("s1/ch_merged", TopicPosition{"ar", 0, offset++});
+  incremental.apply_spend({"s1", "2026-10-01", "Email", "", "", 100, "usd", 1});
+  incremental.apply_spend({"s1", "2026-10-01", "Email", "", "", 250, "usd", 2});
+  CHECK(incremental.next_offset("ar", 0) == offset);
+  CHECK(!incremental.next_offset("ar", 1).has_value());
+
+  // What compaction leaves: the newest record per key, and no merged key.
+  std::map<std::string, std::string> latest;
+  for (const auto& r : book()) {
+    const auto k = r.find("\"payment_key\":\"") + 15;
+    latest[r.substr(k, r.find('"', k) - k)] = r;
+  }
+  ReadModels rebuilt(temp_dir());
+  for (const auto& [key, r] : latest) {
+    std::string err;
+    REQUIRE(rebuilt.apply(r, err));
+  }
+  rebuilt.apply_spend({"s1", "2026-10-01", "Email", "", "", 250, "usd", 2});
+  const auto a = incremental.dump();
+  const auto b = rebuilt.dump();
+  CHECK(a.size() > 100);
+  CHECK(a == b);
+
+  // Dropping the models leaves them empty, with no stored position (re-consume from offset 0).
+  const std::string dir = temp_dir();
+  {
+    ReadModels m(dir);
+    apply_all(m, book());
+    m.skip({"ar", 3, 41});
+    CHECK(m.next_offset("ar", 3) == 42);
+  }
+  ReadModels::drop(dir);
+  ReadModels empty(dir);
+  CHECK(empty.dump().empty());
+  CHECK(!empty.next_offset("ar", 3).has_value());
+}
+
+TEST_CASE("read models: drop refuses a directory in use", "[projections]") {
+  const std::string dir = temp_dir();
+  ReadModels in_use(dir);
+  CHECK_THROWS(ReadModels::drop(dir));
+}
