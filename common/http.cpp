@@ -55,7 +55,11 @@ Response json_error(Status status, std::string_view code, std::string_view messa
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket&& socket, Server& server) : stream_(std::move(socket)), server_(server) {}
+  Session(tcp::socket&& socket, Server& server) : stream_(std::move(socket)), server_(server) {
+    beast::error_code ec;
+    const auto endpoint = stream_.socket().remote_endpoint(ec);
+    if (!ec) peer_ = endpoint.address();
+  }
 
   ~Session() { server_.connections_.fetch_sub(1); }
 
@@ -68,13 +72,33 @@ class Session : public std::enable_shared_from_this<Session> {
     res.keep_alive(false);
     res.set(bhttp::field::server, server_.options_.server_name);
     auto owned = std::make_shared<Response>(std::move(res));
+    stream_.expires_after(server_.options_.header_timeout);
     bhttp::async_write(stream_, *owned,
-                       [self = shared_from_this(), owned](beast::error_code, std::size_t) {
-                         self->close();
+                       [self = shared_from_this(), owned](beast::error_code ec, std::size_t) {
+                         if (ec) return self->close();
+                         self->linger();
                        });
   }
 
  private:
+  // Lingering close: after a refusal the client may still be sending the body we refused. Closing
+  // with unread data would reset the connection and the client would lose our answer, so we stop
+  // sending and discard what arrives until the client closes, a byte budget or a short deadline.
+  void linger() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.expires_after(std::chrono::seconds(2));
+    discard(std::size_t{4} * 1024 * 1024);
+  }
+  void discard(std::size_t budget) {
+    buffer_.consume(buffer_.size());
+    stream_.async_read_some(buffer_.prepare(64 * 1024),
+                            [self = shared_from_this(), budget](beast::error_code ec, std::size_t n) {
+                              if (ec || n >= budget) return self->close();
+                              self->discard(budget - n);
+                            });
+  }
+
   void read_header() {
     if (server_.stopping_.load()) return close();
     parser_.emplace();
@@ -148,7 +172,7 @@ class Session : public std::enable_shared_from_this<Session> {
       net::post(self->stream_.get_executor(), [self, owned] { self->write(owned); });
     });
     try {
-      server_.handler_(std::move(req), respond);
+      server_.handler_(std::move(req), peer_, respond);
     } catch (const std::exception& e) {
       spdlog::error("http: handler threw: {}", e.what());
       respond(json_error(Status::internal_server_error, "internal_error", "internal error"));
@@ -181,9 +205,15 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   bool keep_alive_ = true;
   unsigned version_ = 11;
+  net::ip::address peer_;
 };
 
 Server::Server(ServerOptions options, Handler handler)
+    : Server(std::move(options),
+             PeerHandler([h = std::move(handler)](Request&& req, const net::ip::address&,
+                                                  Responder respond) { h(std::move(req), std::move(respond)); })) {}
+
+Server::Server(ServerOptions options, PeerHandler handler)
     : options_(std::move(options)), handler_(std::move(handler)), acceptor_(ioc_) {}
 
 Server::~Server() { stop(std::chrono::milliseconds(0)); }

@@ -39,6 +39,10 @@ class Responder {
 };
 
 using Handler = std::function<void(Request&& request, Responder respond)>;
+// The same with the client's address (of the TCP peer, cached at accept), for handlers that need
+// it, e.g. the gateway's country lookup.
+using PeerHandler = std::function<void(Request&& request, const boost::asio::ip::address& peer,
+                                       Responder respond)>;
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
@@ -66,6 +70,7 @@ void append_json_escaped(std::string& out, std::string_view text);
 class Server {
  public:
   Server(ServerOptions options, Handler handler);
+  Server(ServerOptions options, PeerHandler handler);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -85,7 +90,7 @@ class Server {
   void accept();
 
   ServerOptions options_;
-  Handler handler_;
+  PeerHandler handler_;
   boost::asio::io_context ioc_;
   boost::asio::ip::tcp::acceptor acceptor_;
   std::vector<std::thread> threads_;

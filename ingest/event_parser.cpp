@@ -130,6 +130,11 @@ struct QueryFields final : Fields {
         error = "parameter " + std::string(name) + " is too long";
         return false;
       }
+      // JSON bodies are validated by simdjson; percent-decoded parameters are checked here.
+      if (!simdjson::validate_utf8(v->data(), v->size())) {
+        error = "parameter " + std::string(name) + " is not valid UTF-8";
+        return false;
+      }
       out = *v;
     }
     return true;
@@ -320,6 +325,59 @@ EventParse parse_events(std::string_view body, const RequestContext& context, st
     out.error = "the body must be an event object or an array of events";
   }
   if (out.status != 202) out.records.clear();
+  return out;
+}
+
+StripeEventRecord stripe_event_record(std::string_view site_id, std::string_view body,
+                                      std::int64_t received_at) {
+  StripeEventRecord out;
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  std::string_view id, type;
+  std::int64_t created = 0;
+  bool livemode = false;
+  if (auto err = parser.parse(body.data(), body.size()).get(doc)) {
+    out.error = std::string("the body is not valid JSON: ") + simdjson::error_message(err);
+    return out;
+  }
+  if (!doc.is_object()) {
+    out.error = "the body is not a Stripe event object";
+  } else if (doc["id"].get(id) || !id.starts_with("evt_")) {
+    out.error = "the event has no id evt_...";
+  } else if (doc["type"].get(type) || type.empty()) {
+    out.error = "the event has no type";
+  } else if (doc["created"].get(created)) {
+    out.error = "the event has no integer created";
+  } else if (doc["livemode"].get(livemode)) {
+    out.error = "the event has no boolean livemode";
+  } else if (!doc["data"]["object"].is_object()) {
+    out.error = "the event has no data.object";
+  }
+  if (!out.error.empty()) return out;
+  std::string_view api_version;
+  const bool has_version = !doc["api_version"].get(api_version);
+  std::string& record = out.value;
+  record.reserve(body.size() + body.size() / 8 + 256);
+  record = "{\"site_id\":\"";
+  common::http::append_json_escaped(record, site_id);
+  record += "\",\"source\":\"webhook\",\"received_at\":" + std::to_string(received_at) + ",\"event_id\":\"";
+  common::http::append_json_escaped(record, id);
+  record += "\",\"event_type\":\"";
+  common::http::append_json_escaped(record, type);
+  record += "\",\"livemode\":";
+  record += livemode ? "true" : "false";
+  record += ",\"api_version\":";
+  if (has_version) {
+    record += "\"";
+    common::http::append_json_escaped(record, api_version);
+    record += "\"";
+  } else {
+    record += "null";
+  }
+  record += ",\"created\":" + std::to_string(created) + ",\"payload\":\"";
+  common::http::append_json_escaped(record, body);
+  record += "\"}";
+  out.event_id = std::string(id);
   return out;
 }
 

@@ -41,6 +41,18 @@ struct EventParse {
     const std::vector<std::pair<std::string, std::string>>& params, const RequestContext& context,
     const std::function<bool(std::string_view)>& site_known);
 
+// The revtrace.stripe-events.v1 record of a verified webhook body: the routing fields parsed out
+// and the raw body kept byte for byte in `payload`. `error` names what is missing when the body
+// is not a Stripe event (then `value` is empty).
+struct StripeEventRecord {
+  std::string event_id;
+  std::string value;
+  std::string error;
+  [[nodiscard]] explicit operator bool() const noexcept { return error.empty(); }
+};
+[[nodiscard]] StripeEventRecord stripe_event_record(std::string_view site_id, std::string_view body,
+                                                    std::int64_t received_at);
+
 // A 26-character, time-ordered, random event id (ULID layout, Crockford base32).
 [[nodiscard]] std::string new_event_id(std::int64_t unix_ms);
 

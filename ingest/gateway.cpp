@@ -1,5 +1,6 @@
 #include "ingest/gateway.hpp"
 
+#include <openssl/evp.h>
 #include <simdjson.h>
 #include <spdlog/spdlog.h>
 
@@ -8,10 +9,14 @@
 #include <boost/beast/http.hpp>
 #include <boost/url.hpp>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 
 #include "common/http.hpp"
 #include "common/kafka.hpp"
 #include "common/topics.hpp"
+#include "ingest/country.hpp"
 #include "ingest/event_parser.hpp"
 #include "ingest/stripe_signature.hpp"
 #include "ingest/user_agent.hpp"
@@ -34,10 +39,23 @@ constexpr unsigned char kGif[] = {0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00
                                   0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00, 0x01,
                                   0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b};
 
-enum Route : std::size_t { kEvents, kEventsGif, kWebhook, kPixel, kHealth, kReady, kMetrics, kOther, kRoutes };
+enum Route : std::size_t {
+  kEvents,
+  kEventsGif,
+  kWebhook,
+  kPixel,
+  kHealth,
+  kReady,
+  kMetrics,
+  kOther,
+  kRoutes
+};
 constexpr std::array<std::string_view, kRoutes> kRouteNames{
     "/v1/events", "/v1/events.gif", "/v1/webhooks/stripe", "/revtrace.js",
     "/healthz",   "/readyz",        "/metrics",            "other"};
+
+constexpr std::string_view kWebhookPrefix = "/v1/webhooks/stripe/";
+constexpr std::string_view kPixelCacheControl = "public, max-age=3600";
 
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -45,9 +63,101 @@ std::int64_t now_ms() {
       .count();
 }
 
+// A strong ETag: the first 128 bits of the script's SHA-256, so it changes exactly when the bytes
+// do and is the same on every gateway instance (a load balancer may alternate between them).
 std::string etag_of(std::string_view body) {
-  return "\"" + std::to_string(std::hash<std::string_view>{}(body)) + "\"";
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(body.data(), body.size(), md, &len, EVP_sha256(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string tag = "\"";
+  for (unsigned i = 0; i < 16 && i < len; ++i) {
+    tag += kHex[md[i] >> 4];
+    tag += kHex[md[i] & 0xf];
+  }
+  return tag + "\"";
 }
+
+// If-None-Match (RFC 9110 13.1.2): "*" or a list of entity tags, compared weakly.
+bool etag_matches(std::string_view if_none_match, std::string_view etag) {
+  if (if_none_match.empty()) return false;
+  while (!if_none_match.empty()) {
+    const auto comma = if_none_match.find(',');
+    auto item = if_none_match.substr(0, comma);
+    if_none_match = comma == std::string_view::npos ? std::string_view{} : if_none_match.substr(comma + 1);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    if (item == "*") return true;
+    if (item.starts_with("W/")) item.remove_prefix(2);
+    if (item == etag) return true;
+  }
+  return false;
+}
+
+std::string_view media_type(std::string_view content_type) {
+  auto media = content_type.substr(0, content_type.find(';'));
+  while (!media.empty() && media.back() == ' ') media.remove_suffix(1);
+  return media;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+http::Response method_not_allowed(std::string_view allow) {
+  auto res = http::json_error(http::Status::method_not_allowed, "method_not_allowed",
+                              "this route accepts " + std::string(allow));
+  res.set(bhttp::field::allow, allow);
+  return res;
+}
+
+http::Response unavailable(std::string_view message) {
+  auto res = http::json_error(http::Status::service_unavailable, "unavailable", message);
+  res.set(bhttp::field::retry_after, "2");
+  return res;
+}
+
+// Probes broker reachability in the background, so /readyz answers from memory and never blocks
+// an io thread on a metadata request.
+class ReadinessProbe {
+ public:
+  explicit ReadinessProbe(const kafka::Producer& producer)
+      : thread_([this, &producer] { run(producer); }) {}
+  ~ReadinessProbe() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+  ReadinessProbe(const ReadinessProbe&) = delete;
+  ReadinessProbe& operator=(const ReadinessProbe&) = delete;
+  [[nodiscard]] bool reachable() const noexcept { return reachable_.load(std::memory_order_relaxed); }
+
+ private:
+  void run(const kafka::Producer& producer) {
+    std::unique_lock lock(mutex_);
+    while (!stop_) {
+      lock.unlock();
+      reachable_.store(producer.broker_reachable(2s), std::memory_order_relaxed);
+      lock.lock();
+      wake_.wait_for(lock, 1s, [this] { return stop_; });
+    }
+  }
+
+  std::atomic<bool> reachable_{false};
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stop_ = false;
+  std::thread thread_;
+};
 
 }  // namespace
 
@@ -59,12 +169,23 @@ struct Gateway::Impl {
         web_topic(common::topics::name(c.kafka, common::topics::kWebEvents)),
         redirect_topic(common::topics::name(c.kafka, common::topics::kCheckoutRedirects)),
         stripe_topic(common::topics::name(c.kafka, common::topics::kStripeEvents)),
-        pixel_etag(etag_of(pixel_script())) {
+        pixel_etag(etag_of(pixel_script())),
+        site_known([this](std::string_view id) { return config.find_site(id) != nullptr; }) {
     for (std::size_t r = 0; r < kRoutes; ++r) {
       latency[r] = &m.histogram("revtrace_gateway_request_duration_seconds",
-                                "Request latency until the answer was handed to the socket.",
+                                "Request latency from the complete request to the answer.",
                                 "route=\"" + std::string(kRouteNames[r]) + "\"");
     }
+    queue_full = &m.counter("revtrace_gateway_rejected_total",
+                            "Requests refused with 503 because Kafka could not take them.",
+                            "reason=\"queue_full\"");
+    webhook_timeouts = &m.counter("revtrace_gateway_rejected_total",
+                                  "Requests refused with 503 because Kafka could not take them.",
+                                  "reason=\"webhook_not_acknowledged\"");
+    events_accepted = &m.counter("revtrace_gateway_events_accepted_total",
+                                 "Events queued to Kafka (answered 202 or with the GIF).");
+    webhooks_acknowledged = &m.counter("revtrace_gateway_webhooks_acknowledged_total",
+                                       "Stripe webhooks answered 200 after Kafka's acknowledgement.");
   }
 
   common::metrics::Counter& requests(Route route, unsigned status) {
@@ -80,27 +201,23 @@ struct Gateway::Impl {
     return *c;
   }
 
-  // Wraps a responder: counts and times the answer, adds CORS headers when allowed.
-  http::Responder observed(Route route, http::Responder respond, std::string cors_origin) {
-    const auto start = std::chrono::steady_clock::now();
-    return http::Responder([this, route, respond, start, origin = std::move(cors_origin)](http::Response&& res) mutable {
-      if (!origin.empty()) {
-        res.set(bhttp::field::access_control_allow_origin, origin);
-        res.set(bhttp::field::vary, "Origin");
-      }
-      requests(route, res.result_int()).inc();
-      latency[route]->observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-      respond(std::move(res));
-    });
+  // Every answer goes through here: counted by route and status, timed, CORS headers when the
+  // request's Origin is allowed.
+  void send(Route route, std::chrono::steady_clock::time_point start, const http::Responder& respond,
+            http::Response&& res, std::string_view cors_origin = {}) {
+    if (!cors_origin.empty()) {
+      res.set(bhttp::field::access_control_allow_origin, cors_origin);
+      res.set(bhttp::field::vary, "Origin");
+    }
+    requests(route, res.result_int()).inc();
+    latency[route]->observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    respond(std::move(res));
   }
 
-  bool site_known(std::string_view id) const { return config.find_site(id) != nullptr; }
-
-  // The Origin to echo in CORS headers when every site of the request allows it.
-  bool origin_allowed(std::string_view origin, std::string_view site) const {
-    const auto* s = config.find_site(site);
-    if (s == nullptr) return false;
-    for (const auto& o : s->allowed_origins) {
+  // Whether `site` lists `origin` (or "*") in allowed_origins.
+  bool origin_allowed(std::string_view origin, const common::SiteConfig& site) const {
+    for (const auto& o : site.allowed_origins) {
       if (o == "*" || o == origin) return true;
     }
     return false;
@@ -108,12 +225,12 @@ struct Gateway::Impl {
 
   bool any_site_allows(std::string_view origin) const {
     for (const auto& s : config.sites) {
-      if (origin_allowed(origin, s.id)) return true;
+      if (origin_allowed(origin, s)) return true;
     }
     return false;
   }
 
-  RequestContext context(const http::Request& req) const {
+  RequestContext context(const http::Request& req, const boost::asio::ip::address& peer) const {
     RequestContext ctx;
     ctx.received_at = now_ms();
     ctx.device = parse_user_agent(req[bhttp::field::user_agent]);
@@ -125,36 +242,38 @@ struct Gateway::Impl {
                        static_cast<char>(std::toupper(static_cast<unsigned char>(c[1])))};
       }
     }
+    // The address is used for this lookup only and never leaves this function.
+    if (ctx.country.empty() && countries) ctx.country = countries->country_of(peer);
     return ctx;
   }
 
-  http::Response unavailable(std::string_view message) {
-    auto res = http::json_error(http::Status::service_unavailable, "unavailable", message);
-    res.set(bhttp::field::retry_after, "2");
-    return res;
-  }
-
-  // Appends parsed events; 202 once queued (delivery is asynchronous for pixel events).
-  void append_events(EventParse& parsed, const http::Responder& respond, bool gif) {
+  // Queues parsed events; the answer (202 or the GIF) only says they are queued: the producer
+  // retries until Kafka has them (message.timeout.ms = 0) and shutdown flushes it.
+  http::Response append_events(const EventParse& parsed, bool gif) {
     if (parsed.status != 202) {
-      const auto status = static_cast<http::Status>(parsed.status);
-      return respond(http::json_error(status, parsed.status == 404 ? "unknown_site" : "invalid_event",
-                                      parsed.error));
+      return http::json_error(static_cast<http::Status>(parsed.status),
+                              parsed.status == 404   ? "unknown_site"
+                              : parsed.status == 413 ? "batch_too_large"
+                                                     : "invalid_event",
+                              parsed.error);
     }
-    if (static_cast<std::size_t>(producer->queue_length()) + parsed.records.size() >
+    if (static_cast<std::size_t>(events_producer->queue_length()) + parsed.records.size() >
         config.gateway.producer_queue_max) {
-      return respond(unavailable("the gateway's queue to Kafka is full; retry later"));
+      queue_full->inc();
+      return unavailable("the gateway's queue to Kafka is full; retry later");
     }
     std::size_t queued = 0;
     for (const auto& r : parsed.records) {
       const auto& topic = r.topic == EventTopic::web_events ? web_topic : redirect_topic;
-      if (producer->produce(topic, r.site_id, r.value) != RD_KAFKA_RESP_ERR_NO_ERROR) break;
+      if (events_producer->produce(topic, r.site_id, r.value) != RD_KAFKA_RESP_ERR_NO_ERROR) break;
       ++queued;
     }
+    events_accepted->inc(queued);
     if (queued < parsed.records.size()) {
-      return respond(unavailable("the gateway's queue to Kafka is full after " + std::to_string(queued) +
-                                 " of " + std::to_string(parsed.records.size()) +
-                                 " events; retry the rest later"));
+      queue_full->inc();
+      return unavailable("the gateway's queue to Kafka is full after " + std::to_string(queued) +
+                         " of " + std::to_string(parsed.records.size()) +
+                         " events; retry the rest later");
     }
     if (gif) {
       http::Response res{http::Status::ok, 11};
@@ -162,211 +281,182 @@ struct Gateway::Impl {
       res.set(bhttp::field::cache_control, "no-store");
       res.body().assign(reinterpret_cast<const char*>(kGif), sizeof kGif);
       res.prepare_payload();
-      return respond(std::move(res));
+      return res;
     }
-    respond(http::json_response(http::Status::accepted,
-                                "{\"accepted\":" + std::to_string(queued) + "}"));
+    return http::json_response(http::Status::accepted, "{\"accepted\":" + std::to_string(queued) + "}");
   }
 
-  void events(http::Request& req, const http::Responder& raw_respond) {
-    const std::string origin(req[bhttp::field::origin]);
+  void events(http::Request& req, const boost::asio::ip::address& peer,
+              std::chrono::steady_clock::time_point start, const http::Responder& respond) {
+    const std::string_view origin = req[bhttp::field::origin];
     if (req.method() == bhttp::verb::options) {
-      auto respond = observed(kEvents, raw_respond, any_site_allows(origin) ? origin : "");
+      // A preflight carries no body, so no site: allowed when some site allows the Origin; the
+      // POST itself is then checked against its own site.
+      const bool allowed = !origin.empty() && any_site_allows(origin);
       http::Response res{http::Status::no_content, 11};
-      if (any_site_allows(origin)) {
+      if (allowed) {
         res.set(bhttp::field::access_control_allow_methods, "POST, OPTIONS");
         res.set(bhttp::field::access_control_allow_headers, "Content-Type");
         res.set(bhttp::field::access_control_max_age, "86400");
       }
-      return respond(std::move(res));
+      return send(kEvents, start, respond, std::move(res), allowed ? origin : std::string_view{});
     }
     if (req.method() != bhttp::verb::post) {
-      auto respond = observed(kEvents, raw_respond, "");
-      auto res = http::json_error(http::Status::method_not_allowed, "method_not_allowed",
-                                  "POST events here (OPTIONS for CORS preflight)");
-      res.set(bhttp::field::allow, "POST, OPTIONS");
-      return respond(std::move(res));
+      return send(kEvents, start, respond, method_not_allowed("POST, OPTIONS"));
     }
-    const std::string_view type = req[bhttp::field::content_type];
-    const auto media = type.substr(0, type.find(';'));
-    if (media != "application/json" && media != "text/plain") {
-      return observed(kEvents, raw_respond, "")(http::json_error(
-          http::Status::unsupported_media_type, "unsupported_media_type",
-          "send application/json or text/plain (navigator.sendBeacon)"));
+    const auto media = media_type(req[bhttp::field::content_type]);
+    if (!iequals(media, "application/json") && !iequals(media, "text/plain")) {
+      return send(kEvents, start, respond,
+                  http::json_error(http::Status::unsupported_media_type, "unsupported_media_type",
+                                   "send application/json or text/plain (navigator.sendBeacon)"));
     }
-    if (req.body().size() > config.gateway.max_body_bytes) {
-      return observed(kEvents, raw_respond, "")(http::json_error(
-          http::Status::payload_too_large, "body_too_large",
-          "event bodies are limited to " + std::to_string(config.gateway.max_body_bytes) + " bytes"));
-    }
-    auto parsed = parse_events(req.body(), context(req), config.gateway.max_batch,
-                               [this](std::string_view s) { return site_known(s); });
-    std::string cors;
+    const auto parsed = parse_events(req.body(), context(req, peer), config.gateway.max_batch, site_known);
     if (!origin.empty() && parsed.status == 202) {
-      bool allowed = true;
-      for (const auto& r : parsed.records) allowed = allowed && origin_allowed(origin, r.site_id);
-      if (!allowed) {
-        return observed(kEvents, raw_respond, "")(http::json_error(
-            http::Status::forbidden, "origin_not_allowed",
-            "the Origin " + origin + " is not in the site's allowed_origins"));
+      for (const auto& r : parsed.records) {
+        const auto* site = config.find_site(r.site_id);
+        if (site == nullptr || !origin_allowed(origin, *site)) {
+          return send(kEvents, start, respond,
+                      http::json_error(http::Status::forbidden, "origin_not_allowed",
+                                       "the Origin " + std::string(origin) +
+                                           " is not in the allowed_origins of site '" + r.site_id + "'"));
+        }
       }
-      cors = origin;
     }
-    append_events(parsed, observed(kEvents, raw_respond, cors), false);
+    send(kEvents, start, respond, append_events(parsed, false),
+         parsed.status == 202 ? origin : std::string_view{});
   }
 
-  void events_gif(const http::Request& req, const boost::urls::url_view& url,
-                  const http::Responder& raw_respond) {
-    auto respond = observed(kEventsGif, raw_respond, "");
-    if (req.method() != bhttp::verb::get) {
-      auto res = http::json_error(http::Status::method_not_allowed, "method_not_allowed", "GET only");
-      res.set(bhttp::field::allow, "GET");
-      return respond(std::move(res));
-    }
+  void events_gif(const http::Request& req, const boost::asio::ip::address& peer,
+                  const boost::urls::url_view& url, std::chrono::steady_clock::time_point start,
+                  const http::Responder& respond) {
+    if (req.method() != bhttp::verb::get) return send(kEventsGif, start, respond, method_not_allowed("GET"));
     std::vector<std::pair<std::string, std::string>> params;
     boost::urls::encoding_opts opts;
     opts.space_as_plus = true;
     for (const auto& p : url.params(opts)) params.emplace_back(p.key, p.value);
-    auto parsed = parse_query_event(params, context(req),
-                                    [this](std::string_view s) { return site_known(s); });
-    append_events(parsed, respond, true);
+    const auto parsed = parse_query_event(params, context(req, peer), site_known);
+    send(kEventsGif, start, respond, append_events(parsed, true));
   }
 
-  void webhook(http::Request& req, std::string_view site_id, const http::Responder& raw_respond) {
-    auto respond = observed(kWebhook, raw_respond, "");
-    if (req.method() != bhttp::verb::post) {
-      auto res = http::json_error(http::Status::method_not_allowed, "method_not_allowed", "POST only");
-      res.set(bhttp::field::allow, "POST");
-      return respond(std::move(res));
-    }
+  void webhook(http::Request& req, std::string_view site_id, std::chrono::steady_clock::time_point start,
+               const http::Responder& respond) {
+    if (req.method() != bhttp::verb::post) return send(kWebhook, start, respond, method_not_allowed("POST"));
     const auto* site = config.find_site(site_id);
     if (site == nullptr) {
-      return respond(http::json_error(http::Status::not_found, "unknown_site",
-                                      "no site '" + std::string(site_id) + "' is configured"));
+      return send(kWebhook, start, respond,
+                  http::json_error(http::Status::not_found, "unknown_site",
+                                   "no site '" + std::string(site_id) + "' is configured"));
     }
     if (site->webhook_secrets.empty()) {
-      return respond(http::json_error(http::Status::not_found, "no_webhook_secret",
-                                      "site '" + site->id + "' has no webhook_secrets configured"));
+      return send(kWebhook, start, respond,
+                  http::json_error(http::Status::not_found, "no_webhook_secret",
+                                   "site '" + site->id + "' has no webhook_secrets configured"));
+    }
+    if (!iequals(media_type(req[bhttp::field::content_type]), "application/json")) {
+      return send(kWebhook, start, respond,
+                  http::json_error(http::Status::unsupported_media_type, "unsupported_media_type",
+                                   "Stripe webhooks are application/json"));
     }
     const std::string& body = req.body();
-    const auto verdict = verifier.verify(req["Stripe-Signature"], body, site->webhook_secrets,
-                                         now_ms() / 1000);
+    const auto verdict = verifier.verify(req["Stripe-Signature"], body, site->webhook_secrets, now_ms() / 1000);
     if (verdict != SignatureResult::valid) {
       const auto code = verdict == SignatureResult::stale_timestamp ? "timestamp_outside_tolerance"
                         : verdict == SignatureResult::no_match      ? "signature_mismatch"
                                                                     : "signature_invalid";
-      return respond(http::json_error(http::Status::bad_request, code, describe(verdict)));
+      return send(kWebhook, start, respond, http::json_error(http::Status::bad_request, code, describe(verdict)));
     }
     // Only now, after verification, is the body parsed (the record keeps it byte for byte).
-    simdjson::dom::parser parser;
-    simdjson::dom::element doc;
-    std::string_view id, type;
-    std::int64_t created = 0;
-    bool livemode = false;
-    if (parser.parse(body).get(doc) || !doc.is_object() || doc["id"].get(id) ||
-        !id.starts_with("evt_") || doc["type"].get(type) || doc["created"].get(created) ||
-        doc["livemode"].get(livemode) || !doc["data"]["object"].is_object()) {
-      return respond(http::json_error(http::Status::bad_request, "not_a_stripe_event",
-                                      "the body is not a Stripe event (id evt_..., type, created, "
-                                      "livemode, data.object)"));
+    const auto record = stripe_event_record(site->id, body, now_ms());
+    if (!record) {
+      return send(kWebhook, start, respond,
+                  http::json_error(http::Status::bad_request, "not_a_stripe_event", record.error));
     }
-    std::string_view api_version;
-    const bool has_version = !doc["api_version"].get(api_version);
-    std::string record = "{\"site_id\":\"";
-    http::append_json_escaped(record, site->id);
-    record += "\",\"source\":\"webhook\",\"received_at\":" + std::to_string(now_ms()) +
-              ",\"event_id\":\"";
-    http::append_json_escaped(record, id);
-    record += "\",\"event_type\":\"";
-    http::append_json_escaped(record, type);
-    record += "\",\"livemode\":";
-    record += livemode ? "true" : "false";
-    record += ",\"api_version\":";
-    if (has_version) {
-      record += "\"";
-      http::append_json_escaped(record, api_version);
-      record += "\"";
-    } else {
-      record += "null";
-    }
-    record += ",\"created\":" + std::to_string(created) + ",\"payload\":\"";
-    http::append_json_escaped(record, body);
-    record += "\"}";
 
     // 200 only once Kafka acknowledged the append (acks=all, idempotent); 503 on failure or when
-    // the deadline passes first, so that Stripe retries. Whichever comes first answers.
+    // the deadline passes first, so that Stripe retries. Whichever comes first answers. The
+    // webhook producer's message.timeout.ms equals the deadline, so a record that was not
+    // acknowledged in time is normally failed by librdkafka too (a retry from Stripe may still
+    // duplicate it; consumers deduplicate on the Stripe event id).
     auto timer = std::make_shared<boost::asio::steady_timer>(
         server->context(), std::chrono::milliseconds(config.gateway.webhook_ack_timeout_ms));
-    const std::string event_id(id);
     auto answered = std::make_shared<std::atomic<bool>>(false);
-    auto finish = [this, respond, timer, answered, event_id](rd_kafka_resp_err_t err, bool timed_out) {
+    auto finish = [this, respond, start, timer, answered, event_id = record.event_id](
+                      rd_kafka_resp_err_t err, bool timed_out) {
       if (answered->exchange(true)) return;
       timer->cancel();
       if (err == RD_KAFKA_RESP_ERR_NO_ERROR && !timed_out) {
-        respond(http::json_response(http::Status::ok, "{\"received\":true}"));
-        return;
+        webhooks_acknowledged->inc();
+        return send(kWebhook, start, respond, http::json_response(http::Status::ok, "{\"received\":true}"));
       }
+      webhook_timeouts->inc();
       spdlog::warn("gateway: webhook {} not acknowledged by Kafka ({}); answering 503", event_id,
                    timed_out ? "deadline passed" : rd_kafka_err2str(err));
-      respond(unavailable("the event could not be stored durably; Stripe will retry"));
+      send(kWebhook, start, respond, unavailable("the event could not be stored durably; Stripe will retry"));
     };
     timer->async_wait([finish](const boost::system::error_code& ec) {
       if (!ec) finish(RD_KAFKA_RESP_ERR__TIMED_OUT, true);
     });
-    const auto err = producer->produce(stripe_topic, site->id, record,
-                                       [finish](rd_kafka_resp_err_t e) { finish(e, false); });
+    const auto err = webhook_producer->produce(stripe_topic, site->id, record.value,
+                                               [finish](rd_kafka_resp_err_t e) { finish(e, false); });
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) finish(err, false);
   }
 
-  void pixel(const http::Request& req, const http::Responder& raw_respond) {
-    auto respond = observed(kPixel, raw_respond, "");
-    if (req[bhttp::field::if_none_match] == pixel_etag) {
-      http::Response res{http::Status::not_modified, 11};
-      res.set(bhttp::field::etag, pixel_etag);
-      res.set(bhttp::field::cache_control, "public, max-age=3600");
-      return respond(std::move(res));
+  void pixel(const http::Request& req, std::chrono::steady_clock::time_point start,
+             const http::Responder& respond) {
+    if (req.method() != bhttp::verb::get && req.method() != bhttp::verb::head) {
+      return send(kPixel, start, respond, method_not_allowed("GET, HEAD"));
     }
-    http::Response res{http::Status::ok, 11};
-    res.set(bhttp::field::content_type, "application/javascript; charset=utf-8");
-    res.set(bhttp::field::cache_control, "public, max-age=3600");
+    http::Response res{etag_matches(req[bhttp::field::if_none_match], pixel_etag) ? http::Status::not_modified
+                                                                                  : http::Status::ok,
+                       11};
     res.set(bhttp::field::etag, pixel_etag);
+    res.set(bhttp::field::cache_control, kPixelCacheControl);
     res.set(bhttp::field::access_control_allow_origin, "*");
-    res.body() = std::string(pixel_script());
-    res.prepare_payload();
-    respond(std::move(res));
+    if (res.result() == http::Status::ok) {
+      res.set(bhttp::field::content_type, "application/javascript; charset=utf-8");
+      if (req.method() == bhttp::verb::get) res.body() = std::string(pixel_script());
+      res.content_length(pixel_script().size());
+    }
+    send(kPixel, start, respond, std::move(res));
   }
 
-  void handle(http::Request&& req, http::Responder respond) {
-    const auto url = boost::urls::parse_origin_form(req.target());
+  void handle(http::Request&& req, const boost::asio::ip::address& peer, const http::Responder& respond) {
+    const auto start = std::chrono::steady_clock::now();
+    const std::string_view target = req.target();
+    // The hot route first, without URL parsing: the pixel and servers post to a fixed path.
+    if (target == "/v1/events") return events(req, peer, start, respond);
+    const auto url = boost::urls::parse_origin_form(target);
     if (!url) {
-      return observed(kOther, respond, "")(
-          http::json_error(http::Status::bad_request, "bad_request", "malformed request target"));
+      return send(kOther, start, respond,
+                  http::json_error(http::Status::bad_request, "bad_request", "malformed request target"));
     }
     const std::string path = url->path();
-    if (path == "/v1/events") return events(req, respond);
-    if (path == "/v1/events.gif") return events_gif(req, *url, respond);
-    constexpr std::string_view hook = "/v1/webhooks/stripe/";
-    if (path.starts_with(hook) && path.size() > hook.size()) {
-      return webhook(req, std::string_view(path).substr(hook.size()), respond);
+    if (path == "/v1/events") return events(req, peer, start, respond);
+    if (path == "/v1/events.gif") return events_gif(req, peer, *url, start, respond);
+    if (path.starts_with(kWebhookPrefix) && path.size() > kWebhookPrefix.size()) {
+      return webhook(req, std::string_view(path).substr(kWebhookPrefix.size()), start, respond);
     }
-    if (path == "/revtrace.js") return pixel(req, respond);
-    if (path == "/healthz") {
-      return observed(kHealth, respond, "")(http::json_response(http::Status::ok, R"({"status":"ok"})"));
+    if (path == "/revtrace.js") return pixel(req, start, respond);
+    const Route route = path == "/healthz" ? kHealth : path == "/readyz" ? kReady : path == "/metrics" ? kMetrics : kOther;
+    if (route == kOther) {
+      return send(kOther, start, respond, http::json_error(http::Status::not_found, "not_found", "no such route"));
     }
-    if (path == "/readyz") {
-      const bool ok = producer->broker_reachable(1s);
-      return observed(kReady, respond, "")(
-          ok ? http::json_response(http::Status::ok, R"({"status":"ready"})")
-             : unavailable("no Kafka broker is reachable"));
+    if (req.method() != bhttp::verb::get) return send(route, start, respond, method_not_allowed("GET"));
+    if (route == kHealth) {
+      return send(route, start, respond, http::json_response(http::Status::ok, R"({"status":"ok"})"));
     }
-    if (path == "/metrics") {
-      http::Response res{http::Status::ok, 11};
-      res.set(bhttp::field::content_type, "text/plain; version=0.0.4");
-      res.body() = metrics.render();
-      res.prepare_payload();
-      return observed(kMetrics, respond, "")(std::move(res));
+    if (route == kReady) {
+      if (draining.load()) return send(route, start, respond, unavailable("the gateway is shutting down"));
+      return send(route, start, respond,
+                  readiness->reachable() ? http::json_response(http::Status::ok, R"({"status":"ready"})")
+                                         : unavailable("no Kafka broker is reachable"));
     }
-    observed(kOther, respond, "")(http::json_error(http::Status::not_found, "not_found", "no such route"));
+    http::Response res{http::Status::ok, 11};
+    res.set(bhttp::field::content_type, "text/plain; version=0.0.4");
+    res.set(bhttp::field::cache_control, "no-store");
+    res.body() = metrics.render();
+    res.prepare_payload();
+    send(route, start, respond, std::move(res));
   }
 
   const common::Config& config;
@@ -376,9 +466,18 @@ struct Gateway::Impl {
   std::string redirect_topic;
   std::string stripe_topic;
   std::string pixel_etag;
+  std::function<bool(std::string_view)> site_known;
   std::array<std::array<std::atomic<common::metrics::Counter*>, 600>, kRoutes> request_counters{};
   std::array<common::metrics::Histogram*, kRoutes> latency{};
-  std::unique_ptr<kafka::Producer> producer;
+  common::metrics::Counter* queue_full = nullptr;
+  common::metrics::Counter* webhook_timeouts = nullptr;
+  common::metrics::Counter* events_accepted = nullptr;
+  common::metrics::Counter* webhooks_acknowledged = nullptr;
+  std::atomic<bool> draining{false};
+  std::unique_ptr<CountryDatabase> countries;
+  std::unique_ptr<kafka::Producer> events_producer;
+  std::unique_ptr<kafka::Producer> webhook_producer;
+  std::unique_ptr<ReadinessProbe> readiness;
   std::unique_ptr<http::Server> server;
 };
 
@@ -390,16 +489,34 @@ Gateway::~Gateway() { stop(); }
 void Gateway::start() {
   auto& impl = *impl_;
   const auto& g = impl.config.gateway;
-  impl.producer = std::make_unique<kafka::Producer>(
+  if (!g.maxmind_db.empty()) impl.countries = std::make_unique<CountryDatabase>(g.maxmind_db);
+  const auto queue_limit = std::to_string(std::max<std::size_t>(g.producer_queue_max, 1000) * 2);
+  // Pixel events: answered 202 once queued, so the producer never gives a record up
+  // (message.timeout.ms = 0); the bounded queue turns a long broker outage into 503s instead.
+  impl.events_producer = std::make_unique<kafka::Producer>(
+      impl.config.kafka, std::map<std::string, std::string>{{"queue.buffering.max.messages", queue_limit},
+                                                            {"message.timeout.ms", "0"},
+                                                            {"linger.ms", "5"}});
+  // Webhooks: answered only after the broker's acknowledgement, so a record gives up at the
+  // deadline and Stripe retries.
+  impl.webhook_producer = std::make_unique<kafka::Producer>(
       impl.config.kafka,
-      std::map<std::string, std::string>{
-          {"queue.buffering.max.messages", std::to_string(std::max<std::size_t>(g.producer_queue_max, 1000) * 2)},
-          {"message.timeout.ms", std::to_string(std::max<std::int64_t>(g.webhook_ack_timeout_ms, 30000))}});
+      std::map<std::string, std::string>{{"message.timeout.ms", std::to_string(std::max<std::int64_t>(g.webhook_ack_timeout_ms, 1))},
+                                         {"linger.ms", "0"}});
+  impl.readiness = std::make_unique<ReadinessProbe>(*impl.webhook_producer);
+  Impl* p = impl_.get();
   impl.metrics.gauge_fn("revtrace_gateway_producer_queue_depth", "Records waiting for Kafka.", "",
-                        [p = impl.producer.get()] { return static_cast<double>(p->queue_length()); });
-  impl.metrics.gauge_fn("revtrace_gateway_delivery_failures_total",
-                        "Records Kafka definitely did not accept.", "",
-                        [p = impl.producer.get()] { return static_cast<double>(p->delivery_failures()); });
+                        [p] {
+                          return static_cast<double>(p->events_producer->queue_length() +
+                                                     p->webhook_producer->queue_length());
+                        });
+  impl.metrics.gauge_fn("revtrace_gateway_delivery_failures", "Records Kafka definitely did not accept.", "",
+                        [p] {
+                          return static_cast<double>(p->events_producer->delivery_failures() +
+                                                     p->webhook_producer->delivery_failures());
+                        });
+  impl.metrics.gauge_fn("revtrace_gateway_broker_reachable", "1 when a Kafka broker answered lately.", "",
+                        [p] { return p->readiness && p->readiness->reachable() ? 1.0 : 0.0; });
   const auto ep = common::parse_endpoint(g.listen, "gateway.listen");
   http::ServerOptions opts;
   opts.host = ep.host;
@@ -411,30 +528,36 @@ void Gateway::start() {
   const std::size_t events_limit = g.max_body_bytes;
   const std::size_t webhook_limit = g.max_webhook_body_bytes;
   opts.body_limit = [events_limit, webhook_limit](std::string_view target) {
-    return target.starts_with("/v1/webhooks/") ? webhook_limit : events_limit;
+    return target.starts_with(kWebhookPrefix) ? webhook_limit : events_limit;
   };
-  Impl* p = impl_.get();
   impl.server = std::make_unique<http::Server>(
-      opts, [p](http::Request&& req, http::Responder respond) { p->handle(std::move(req), respond); });
+      opts, [p](http::Request&& req, const boost::asio::ip::address& peer, http::Responder respond) {
+        p->handle(std::move(req), peer, respond);
+      });
+  impl.metrics.gauge_fn("revtrace_gateway_connections", "Open client connections.", "",
+                        [p] { return p->server ? static_cast<double>(p->server->connections()) : 0.0; });
   impl.server->start();
-  spdlog::info("gateway: listening on {}:{}, {} sites", opts.host, impl.server->port(),
-               impl.config.sites.size());
+  spdlog::info("gateway: listening on {}:{}, {} sites", opts.host, impl.server->port(), impl.config.sites.size());
 }
 
-std::uint16_t Gateway::port() const noexcept {
-  return impl_->server ? impl_->server->port() : 0;
-}
+std::uint16_t Gateway::port() const noexcept { return impl_->server ? impl_->server->port() : 0; }
 
 void Gateway::stop() {
   if (!impl_ || !impl_->server) return;
-  impl_->server->stop(10s);  // stop accepting, drain in-flight requests
-  impl_->server.reset();
-  if (impl_->producer) {
-    if (!impl_->producer->flush(30s)) {
-      spdlog::error("gateway: {} records were not delivered to Kafka before shutdown",
-                    impl_->producer->queue_length());
+  auto& impl = *impl_;
+  impl.draining.store(true);
+  // Stop accepting and drain: every request already read is answered (webhooks at the latest at
+  // their deadline), then the io threads stop. The io_context itself lives on until the producers
+  // are flushed, because late delivery reports still touch webhook timers.
+  impl.server->stop(std::chrono::milliseconds(impl.config.gateway.webhook_ack_timeout_ms) + 5s);
+  for (auto* producer : {impl.events_producer.get(), impl.webhook_producer.get()}) {
+    if (producer != nullptr && !producer->flush(30s)) {
+      spdlog::error("gateway: {} records were not delivered to Kafka before shutdown", producer->queue_length());
     }
   }
+  impl.readiness.reset();
+  impl.server.reset();
+  spdlog::info("gateway: drained and flushed");
 }
 
 }  // namespace revtrace::ingest

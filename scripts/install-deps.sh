@@ -17,6 +17,7 @@ build_pkgs=(
 test_pkgs=(
   chromium fonts-liberation wrk nginx-light golang-go
   maven default-jre-headless kcat nodejs npm python3
+  clang libclang-rt-14-dev
 )
 
 want=("${build_pkgs[@]}")
@@ -47,4 +48,11 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 else
   echo "install-deps: all packages present"
+fi
+# nginx is only a baseline of bench/gateway_bench.sh (run with its own config in a temp dir);
+# Debian's package starts the default site on 0.0.0.0:80 where systemd runs: stop and disable it.
+if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null \
+    && systemctl is-enabled --quiet nginx 2>/dev/null; then
+  echo "install-deps: disabling the nginx system service (only the benchmark runs nginx)"
+  systemctl disable --now nginx >/dev/null 2>&1 || true
 fi
