@@ -78,7 +78,10 @@ struct Processor::Impl {
                           "outcome=\"committed\"")),
         aborts(m.counter("revtrace_processor_transactions_total", "Kafka transactions.",
                          "outcome=\"aborted\"")),
-        rebalances(m.counter("revtrace_processor_rebalances_total", "Partition assignments.")) {
+        rebalances(m.counter("revtrace_processor_rebalances_total", "Partition assignments.")),
+        forced_revisions(m.counter("revtrace_processor_forced_revisions_total",
+                                   "Revisions that could not be the payment's basis size "
+                                   "(processor/domain/ENGINE.md, Revisions); expected 0.")) {
     for (const auto& site : config.sites) sites.emplace(site.id, settings_of(site));
     generation_prefix = "{\"generation\":" + std::to_string(config.processor.generation) + ",";
     for (auto t : topics::kInputTopics) input_topics.push_back(topics::name(config.kafka, t));
@@ -120,11 +123,13 @@ struct Processor::Impl {
   void rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
     rebalanced = true;
     rebalances.inc();
+    eof_pending.clear();
     if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
       spdlog::info("processor: {} partitions revoked", parts->cnt);
       std::lock_guard lock(assignment_mutex);
       rd_kafka_assign(rk, nullptr);
       assignment.clear();
+      progress.clear();
       catch_up.clear();
       end_of.clear();
       paused.clear();
@@ -161,6 +166,7 @@ struct Processor::Impl {
         }
         tp->offset = local;
         assignment.insert({tp->topic, p});
+        progress[{tp->topic, p}] = local;
       }
       if (!behind) {
         spdlog::info("processor: partition {}: state is current", p);
@@ -302,6 +308,7 @@ struct Processor::Impl {
       outcome = engine.on_stripe_event(value);
     }
     (suppress ? replayed : records_in).inc();
+    if (outcome.forced_revisions > 0) forced_revisions.inc(outcome.forced_revisions);
     if (suppress) return;
     switch (outcome.kind) {
       case domain::Outcome::Kind::applied:
@@ -437,6 +444,7 @@ struct Processor::Impl {
       staged->commit();
       if (transactional) commits.inc();
       finish_catch_up();
+      record_progress(next);
       return true;
     }
     if (status.cls == kafka::ErrorClass::fatal) {
@@ -448,6 +456,7 @@ struct Processor::Impl {
                  first.size());
     staged->discard();
     end_of.clear();   // the rewind re-delivers what the aborted batch held
+    eof_pending.clear();
     aborts.inc();
     if (auto s = kafka::classify(rd_kafka_abort_transaction(producer.get(), 60000)); !s.ok()) {
       spdlog::critical("processor: abort_transaction: {}", s.message);
@@ -486,6 +495,7 @@ struct Processor::Impl {
         if (!m) {
           if (batch.empty() && !stopping.load()) {
             finish_catch_up();
+            record_progress({});
             continue;
           }
           break;
@@ -494,6 +504,7 @@ struct Processor::Impl {
           if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             // Every record before this end was delivered (and is in this batch or processed).
             end_of[{rd_kafka_topic_name(m->rkt), m->partition}] = m->offset;
+            eof_pending[{rd_kafka_topic_name(m->rkt), m->partition}] = m->offset;
           } else {
             spdlog::warn("processor: consumer: {}", rd_kafka_message_errstr(m.get()));
           }
@@ -516,40 +527,58 @@ struct Processor::Impl {
     }
   }
 
+  // The processed position of every assigned partition, which the lag metric reports against:
+  // the offsets a batch committed, and the end of a partition once every record before it was
+  // processed (an end past the last record is a transaction marker or aborted records, which a
+  // read_committed consumer never sees). rd_kafka_position() cannot serve here: it stays invalid
+  // for a partition assigned at its end until a record arrives.
+  void record_progress(const std::map<TopicPartition, std::int64_t>& committed) {
+    std::lock_guard lock(assignment_mutex);
+    for (const auto& [tp, off] : committed) {
+      auto& p = progress[tp];
+      p = std::max(p, off);
+    }
+    for (auto it = eof_pending.begin(); it != eof_pending.end();) {
+      const auto& [tp, end] = *it;
+      if (paused.count(tp) || catch_up.count(tp) || !assignment.count(tp)) {
+        ++it;
+        continue;
+      }
+      auto& p = progress[tp];
+      p = std::max(p, end);
+      it = eof_pending.erase(it);
+    }
+  }
+
   // Consumer lag per assigned partition: the high watermark (cached from fetches, asked from the
   // broker when not cached yet) minus the position. No lock is held while asking the broker.
   std::string lag_metrics() {
     std::string out =
         "# HELP revtrace_processor_consumer_lag Records behind the partition's end.\n"
         "# TYPE revtrace_processor_consumer_lag gauge\n";
-    kafka::PartitionListPtr list;
+    std::map<TopicPartition, std::int64_t> positions;
     {
       std::lock_guard lock(assignment_mutex);
-      if (assignment.empty()) return out;
-      list.reset(rd_kafka_topic_partition_list_new(static_cast<int>(assignment.size())));
-      for (const auto& tp : assignment) {
-        rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition);
-      }
+      for (const auto& tp : assignment) positions[tp] = progress.count(tp) ? progress.at(tp) : 0;
     }
-    rd_kafka_position(consumer.get(), list.get());
-    for (int i = 0; i < list->cnt; ++i) {
-      const auto& e = list->elems[i];
+    for (const auto& [tp, pos] : positions) {
       std::int64_t low = 0;
       std::int64_t high = 0;
-      if (rd_kafka_get_watermark_offsets(consumer.get(), e.topic, e.partition, &low, &high) ||
+      if (rd_kafka_get_watermark_offsets(consumer.get(), tp.topic.c_str(), tp.partition, &low,
+                                         &high) ||
           high < 0) {
-        if (rd_kafka_query_watermark_offsets(consumer.get(), e.topic, e.partition, &low, &high,
-                                             2000)) {
+        if (rd_kafka_query_watermark_offsets(consumer.get(), tp.topic.c_str(), tp.partition, &low,
+                                             &high, 2000)) {
           continue;
         }
       }
-      const std::int64_t pos = e.offset >= 0 ? e.offset : low;
-      out += "revtrace_processor_consumer_lag{topic=\"" + std::string(e.topic) +
-             "\",partition=\"" + std::to_string(e.partition) + "\"} " +
-             std::to_string(std::max<std::int64_t>(0, high - pos)) + "\n";
+      out += "revtrace_processor_consumer_lag{topic=\"" + tp.topic + "\",partition=\"" +
+             std::to_string(tp.partition) + "\"} " +
+             std::to_string(std::max<std::int64_t>(0, high - std::max(pos, low))) + "\n";
     }
     return out;
   }
+
 
   const common::Config& config;
   common::metrics::Registry& metrics;
@@ -561,6 +590,7 @@ struct Processor::Impl {
   common::metrics::Counter& commits;
   common::metrics::Counter& aborts;
   common::metrics::Counter& rebalances;
+  common::metrics::Counter& forced_revisions;
   std::map<std::string, domain::SiteSettings> sites;
   std::string generation_prefix;
   std::vector<std::string> input_topics;
@@ -573,6 +603,8 @@ struct Processor::Impl {
   std::set<TopicPartition> assignment;
   std::map<TopicPartition, std::int64_t> catch_up;  // suppress output below these offsets
   std::map<TopicPartition, std::int64_t> end_of;    // last end-of-partition offset seen
+  std::map<TopicPartition, std::int64_t> eof_pending;  // ends seen, not yet counted as progress
+  std::map<TopicPartition, std::int64_t> progress;     // processed position (guarded by the mutex)
   std::set<TopicPartition> paused;
   bool rebalanced = false;
   kafka::HandlePtr consumer;
