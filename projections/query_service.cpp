@@ -387,6 +387,7 @@ struct QueryService::Impl {
   };
   static const std::vector<SiteRoute>& routes() {
     using boost::beast::http::verb;
+    // A new route is one entry here (route files of other features add theirs the same way).
     static const std::vector<SiteRoute> table{
         {verb::get, "/revenue",
          [](Impl& s, const RouteContext& c, http::Responder r) { r(s.revenue(c.params, c.site, false)); }},
@@ -608,6 +609,10 @@ std::vector<SiteRouteInfo> QueryService::site_routes() {
 
 QueryService::QueryService(const common::Config& config, common::metrics::Registry& metrics)
     : impl_(std::make_unique<Impl>(config, metrics)) {
+  Impl* p = impl_.get();
+  metrics.gauge_fn("revtrace_query_caught_up",
+                   "1 once every partition was read to its end since start, else 0.", "",
+                   [p] { return p->caught_up.load() ? 1.0 : 0.0; });
   for (const auto& site : config.sites) {
     for (const auto& token : site.query_tokens) impl_->token_digests.emplace_back(site.id, digest(token));
   }
