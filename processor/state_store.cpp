@@ -1,5 +1,8 @@
 #include "processor/state_store.hpp"
 
+#include <rocksdb/cache.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
 #include <stdexcept>
@@ -26,7 +29,28 @@ RocksState::RocksState(const std::string& dir) {
   rocksdb::Options options;
   options.create_if_missing = true;
   options.IncreaseParallelism(2);
-  options.OptimizeLevelStyleCompaction();
+  // Memory is bounded and sized for millions of visitors (see PERFORMANCE.md): two 64 MiB
+  // memtables (OptimizeLevelStyleCompaction's default budget is 512 MiB of them), and one block
+  // cache that also holds index and filter blocks, so RSS does not grow with the state on disk.
+  options.OptimizeLevelStyleCompaction(128 << 20);
+  options.write_buffer_size = 64 << 20;
+  options.max_write_buffer_number = 2;
+  options.min_write_buffer_number_to_merge = 1;
+  options.level_compaction_dynamic_level_bytes = true;
+  // Most reads of a replay are misses (a visitor's first pageview, a payment's first event):
+  // a bloom filter answers them without reading a data block.
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = rocksdb::NewLRUCache(128 << 20);
+  table.cache_index_and_filter_blocks = true;
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  table.block_size = 16 << 10;
+  table.format_version = 5;
+  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  // State is ids and small numbers: LZ4 while it is being written, ZSTD once it settles.
+  options.compression = rocksdb::kLZ4Compression;
+  options.compression_per_level.clear();
+  options.bottommost_compression = rocksdb::kZSTD;
   rocksdb::DB* raw = nullptr;
   const auto status = rocksdb::DB::Open(options, dir, &raw);
   if (!status.ok()) throw std::runtime_error("processor: cannot open state " + dir + ": " + status.ToString());

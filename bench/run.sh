@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# The benchmark command: revtrace against a real local Kafka broker, and the performance bar.
+#
+#   bench/run.sh [--smoke] [--visitors N] [--events N] [--build-dir DIR] [--out DIR]
+#
+#   --visitors N   visitors of the replay / state-cost data set (full: 1,000,000)
+#   --events N     records of the rebuild data set (full: 10,000,000; the visitors' records are
+#                  its first part, more visitors are appended up to N)
+#   --smoke        a small run (minutes) that checks every part works; figures are not the bar's
+#   --build-dir    where revtrace and revtrace_bench are built (default: build-bench, then build)
+#   --out          where the report goes (default: bench-results/<date>); report.txt + report.json
+#
+# Starts a broker (deploy/kafka/start.sh) in a temporary directory and stops it on exit. Every
+# server listens on 127.0.0.1; every load is bounded in count and time. See PERFORMANCE.md.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+smoke=0
+visitors=""
+events=""
+build=""
+out=""
+while (($#)); do
+  case $1 in
+    --smoke) smoke=1; shift ;;
+    --visitors) visitors=$2; shift 2 ;;
+    --events) events=$2; shift 2 ;;
+    --build-dir) build=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    *) echo "bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+if ((smoke)); then
+  visitors=${visitors:-3000}; events=${events:-30000}; webhooks=40; webhook_rate=20
+else
+  visitors=${visitors:-1000000}; events=${events:-10000000}; webhooks=400; webhook_rate=20
+fi
+if [[ -z "$build" ]]; then
+  for b in "$root/build-bench" "$root/build"; do [[ -x "$b/app/revtrace" ]] && { build=$b; break; }; done
+fi
+revtrace="$build/app/revtrace"
+tool="$build/bench/revtrace_bench"
+[[ -x "$revtrace" && -x "$tool" ]] || {
+  echo "bench: build first: cmake --build <dir> --target revtrace revtrace_bench (then --build-dir <dir>)" >&2
+  exit 2
+}
+out=${out:-$root/bench-results/$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+work=$(mktemp -d "${TMPDIR:-/tmp}/revtrace-bench.XXXXXX")
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  "$root/deploy/kafka/stop.sh" --dir "$work/kafka" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+log() { echo "bench: $*" >&2; }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+json_get() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
+
+# Waits for a process to exit within a deadline (seconds); kills it after.
+wait_exit() {
+  local pid=$1 deadline=$((SECONDS + $2))
+  while kill -0 "$pid" 2>/dev/null; do
+    ((SECONDS < deadline)) || { kill -9 "$pid" 2>/dev/null || true; break; }
+    sleep 0.2
+  done
+  wait "$pid" 2>/dev/null || true
+}
+
+# --- machine -------------------------------------------------------------------------------------
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || echo unknown)
+mem_kb=$(grep MemTotal /proc/meminfo | awk '{print $2}')
+machine=$(python3 -c 'import json,sys; print(json.dumps({"nproc":int(sys.argv[1]),"memory_bytes":int(sys.argv[2])*1024,"cpu":sys.argv[3],"kernel":sys.argv[4],"revision":sys.argv[5]}))' \
+  "$(nproc)" "$mem_kb" "$cpu" "$(uname -r)" "$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)")
+log "machine: $machine"
+
+# --- broker and topics ---------------------------------------------------------------------------
+log "starting Kafka in $work/kafka"
+"$root/deploy/kafka/start.sh" --dir "$work/kafka" >"$work/kafka-start.log" 2>&1 || {
+  cat "$work/kafka-start.log" >&2; exit 1; }
+bootstrap=$(cat "$work/kafka/bootstrap")
+prefix="bench."
+secret="whsec_bench_$(date +%s)"
+metrics_port=$(free_port)
+gateway_port=$(free_port)
+cat > "$work/revtrace.toml" <<TOML
+log_level = "warn"
+[kafka]
+bootstrap = "$bootstrap"
+partitions = 6
+topic_prefix = "$prefix"
+[gateway]
+listen = "127.0.0.1:$gateway_port"
+[processor]
+data_dir = "$work/state"
+group_id = "revtrace-bench"
+instance_id = "bench"
+metrics_listen = "127.0.0.1:$metrics_port"
+[query]
+data_dir = "$work/query"
+[[sites]]
+id = "bench-e2e"
+webhook_secrets = ["$secret"]
+allowed_origins = ["*"]
+TOML
+export REVTRACE_CONFIG="$work/revtrace.toml"
+"$revtrace" topics create >"$work/topics.log" 2>&1 || { cat "$work/topics.log" >&2; exit 1; }
+
+# --- 1 + 4: replay throughput vs raw consumption; state cost ------------------------------------
+log "loading $visitors visitors"
+load_a=$("$tool" load --bootstrap "$bootstrap" --prefix "$prefix" --visitors "$visitors")
+records_a=$(json_get "$load_a" records)
+log "loaded: $load_a"
+
+log "raw consumption (bare read_committed librdkafka consumer)"
+raw_a=$("$tool" consume --bootstrap "$bootstrap" --prefix "$prefix")
+log "raw: $raw_a"
+
+log "revtrace processor over the same topics until it processed all $records_a records"
+"$revtrace" processor >"$work/processor-a.log" 2>&1 &
+ppid=$!; pids+=("$ppid")
+proc_a=$("$tool" wait --metrics-port "$metrics_port" --records "$records_a" --pid "$ppid" --timeout 3600)
+log "processor: $proc_a"
+kill -TERM "$ppid"; wait_exit "$ppid" 60
+"$tool" compact --dir "$work/state" >"$work/compact-a.json"
+state_bytes_a=$(du -sb "$work/state" | cut -f1)
+log "state after compaction: $state_bytes_a bytes"
+
+# --- 5: rebuild time (revtrace replay over the whole data set) ----------------------------------
+more=$((events - records_a))
+if ((more > 0)); then
+  log "appending visitors up to $events records"
+  load_b=$("$tool" load --bootstrap "$bootstrap" --prefix "$prefix" --seed 43 \
+            --first-visitor "$(json_get "$load_a" next_visitor)" --visitors $((more)) --max-records "$more")
+  log "loaded: $load_b"
+else
+  load_b='{"records":0}'
+fi
+records_b=$((records_a + $(json_get "$load_b" records)))
+log "raw consumption of all $records_b records"
+raw_b=$("$tool" consume --bootstrap "$bootstrap" --prefix "$prefix")
+log "raw: $raw_b"
+log "revtrace replay of $records_b records"
+"$revtrace" replay >"$work/replay.log" 2>&1 &
+rpid=$!; pids+=("$rpid")
+replay_wait=$("$tool" wait --metrics-port "$metrics_port" --records "$records_b" --pid "$rpid" --timeout 3600)
+wait_exit "$rpid" 120
+replay_done=$(grep 'replay: done' "$work/replay.log" || true)
+log "replay: $replay_done / $replay_wait"
+
+# --- 3: end-to-end latency under a steady 2,000 pageviews/s --------------------------------------
+log "end-to-end: gateway + processor, $webhooks webhooks at $webhook_rate/s under 2000 pageviews/s"
+"$revtrace" processor >"$work/processor-e2e.log" 2>&1 &
+ppid=$!; pids+=("$ppid")
+"$revtrace" gateway >"$work/gateway-e2e.log" 2>&1 &
+gpid=$!; pids+=("$gpid")
+for _ in $(seq 1 300); do
+  curl -fs "http://127.0.0.1:$metrics_port/healthz" >/dev/null 2>&1 &&
+    curl -s -o /dev/null "http://127.0.0.1:$gateway_port/revtrace.js" 2>/dev/null && break
+  sleep 0.2
+done
+# The processor is live once its lag is 0 (it resumes from the replay's state and offsets).
+"$tool" wait --metrics-port "$metrics_port" --records 0 --lag-zero --timeout 300 >/dev/null
+e2e='{}'
+e2e=$("$tool" e2e --bootstrap "$bootstrap" --prefix "$prefix" --gateway-port "$gateway_port" \
+        --site bench-e2e --secret "$secret" --rate 2000 --webhooks "$webhooks" \
+        --webhook-rate "$webhook_rate" || true)
+log "e2e: $e2e"
+kill -TERM "$gpid" "$ppid" 2>/dev/null || true
+wait_exit "$gpid" 30; wait_exit "$ppid" 60
+
+# --- 2: gateway vs nginx (bench/gateway_bench.sh, written with the gateway) ----------------------
+gateway='{"measured":false,"reason":"bench/gateway_bench.sh not present"}'
+if [[ -x "$here/gateway_bench.sh" || -f "$here/gateway_bench.sh" ]]; then
+  log "gateway vs nginx: bench/gateway_bench.sh"
+  gw_args=(--build-dir "$build" --bootstrap "$bootstrap" --out "$work/gateway.json")
+  ((smoke)) && gw_args+=(--smoke)
+  if bash "$here/gateway_bench.sh" "${gw_args[@]}" >"$work/gateway.log" 2>&1 && [[ -s "$work/gateway.json" ]]; then
+    gateway=$(cat "$work/gateway.json")
+  else
+    gateway='{"measured":false,"reason":"bench/gateway_bench.sh failed (see gateway.log)"}'
+    cp "$work/gateway.log" "$out/gateway.log" 2>/dev/null || true
+  fi
+fi
+
+# --- report --------------------------------------------------------------------------------------
+cp "$work"/processor-*.log "$work/replay.log" "$work/gateway-e2e.log" "$out/" 2>/dev/null || true
+python3 "$here/report.py" --out "$out" --smoke "$smoke" \
+  --machine "$machine" --load-a "$load_a" --raw-a "$raw_a" --proc-a "$proc_a" \
+  --compact-a "$(cat "$work/compact-a.json")" --state-bytes-a "$state_bytes_a" \
+  --load-b "$load_b" --raw-b "$raw_b" --replay-wait "$replay_wait" --replay-done "$replay_done" \
+  --e2e "$e2e" --gateway "$gateway"
+log "report written to $out/report.txt and $out/report.json"
