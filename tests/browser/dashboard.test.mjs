@@ -177,7 +177,7 @@ async function checkFigures(page) {
 }
 
 test('dashboard: the token is entered once; figures equal the API; model and range switch', async () => {
-  const context = await browser.newContext({ locale: 'en-US', timezoneId: 'UTC', viewport: { width: 1360, height: 1000 }, deviceScaleFactor: 1 });
+  const context = await browser.newContext({ acceptDownloads: true, locale: 'en-US', timezoneId: 'UTC', viewport: { width: 1360, height: 1000 }, deviceScaleFactor: 1 });
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
@@ -222,6 +222,20 @@ test('dashboard: the token is entered once; figures equal the API; model and ran
   const week = await checkFigures(page);
   assert.ok(week.total.revenue < first.total.revenue, 'a week holds less than 30 days');
   await page.screenshot({ path: join(artifacts, 'dashboard-7d-first-touch.png'), fullPage: true });
+
+  // any dimension: the breakdown card follows the selector, and its CSV export is the API's
+  await page.selectOption('[data-testid=group-by]', 'country');
+  gen = await loaded(page, gen);
+  const { model, from, to, currency } = await pageState(page);
+  const countries = await api('revenue', { model, from, to, currency, group_by: 'country' });
+  const shown = await page.$$eval('[data-testid=breakdown-bar]', (els) => els.map((e) => [e.dataset.key, Number(e.dataset.revenue)]));
+  assert.deepEqual(shown, countries.rows.slice(0, 12).map((r) => [r.key, r.revenue]));
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=export]')]);
+  const csv = readFileSync(await download.path(), 'utf8');
+  const expectedCsv = await (await fetch(`${base}/v1/sites/${SITE}/revenue?${new URLSearchParams({
+    model, livemode: 'true', from, to, group_by: 'country', currency, format: 'csv' })}`, { headers: { Authorization: `Bearer ${TOKEN}` } })).text();
+  assert.ok(csv.startsWith('country,currency,revenue,net,payments\r\n'));
+  assert.equal(csv, expectedCsv);
 
   // the token was kept: a new visit loads without asking again
   const again = await context.newPage();
