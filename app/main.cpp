@@ -112,8 +112,40 @@ int main(int argc, char** argv) {
   std::string spend_file;
   ad_spend_import->add_option("--site", spend_site, "Site id")->required();
   ad_spend_import->add_option("--file", spend_file, "CSV file; amount in minor units")->required();
+  // Payment Links with attribution, and missed-webhook reconciliation (stripe_api/README.md).
+  auto* links = app.add_subcommand("payment-links", "Stripe Payment Links that carry attribution");
+  links->require_subcommand(1);
+  auto* links_create = links->add_subcommand("create", "Create a Payment Link and record it");
+  auto* links_list = links->add_subcommand("list", "Print a site's recorded Payment Links (JSON lines)");
+  revtrace::app::PaymentLinkOptions link;
+  links_create->add_option("--site", link.spec.site_id, "Site id")->required();
+  links_create->add_option("--amount", link.spec.amount, "Price in minor units (5000 = 50.00 USD)")
+      ->required();
+  links_create->add_option("--currency", link.spec.currency, "ISO 4217 code, e.g. usd")->required();
+  links_create->add_option("--product", link.spec.product, "Product name")->required();
+  links_create->add_option("--quantity", link.spec.quantity, "Quantity")->capture_default_str();
+  links_create->add_option("--interval", link.spec.interval, "Recurring: day|week|month|year");
+  links_create->add_option("--campaign", link.spec.campaign, "Campaign credited for its payments");
+  links_create->add_option("--source", link.spec.source, "Traffic source of the campaign");
+  links_create->add_option("--medium", link.spec.medium, "Medium of the campaign");
+  links_create->add_option("--customer-email", link.spec.customer_email, "The customer it is for");
+  links_create->add_option("--redirect-url", link.spec.redirect_url,
+                           "After payment; session_id={CHECKOUT_SESSION_ID} is appended");
+  links_create->add_option("--idempotency-key", link.idempotency_key,
+                           "Stripe Idempotency-Key (repeat a create safely)");
+  std::string links_site;
+  links_list->add_option("--site", links_site, "Site id")->required();
+  auto* reconcile = app.add_subcommand(
+      "reconcile", "Append to the Stripe events topic what the webhook path never delivered, "
+                   "from the Stripe API");
+  revtrace::app::ReconcileOptions reconcile_options;
+  reconcile->add_option("--site", reconcile_options.site, "Site id")->required();
+  reconcile->add_option("--since", reconcile_options.since,
+                        "Objects created since: Unix seconds, 2025-04-01T00:00:00Z, 72h, 3d")
+      ->required();
+  reconcile->add_flag("--dry-run", reconcile_options.dry_run, "Report, append nothing");
   for (auto* cmd : {gateway, processor, query, dev, topics, topics_create, topics_check, replay,
-                    ad_spend, ad_spend_import}) {
+                    ad_spend, ad_spend_import, links, links_create, links_list, reconcile}) {
     add_global_options(*cmd, global);
   }
 
@@ -131,6 +163,9 @@ int main(int argc, char** argv) {
     if (dev->parsed()) return revtrace::app::run_dev(std::move(config), dev_options);
     if (topics->parsed()) return revtrace::app::run_topics(config, topics_create->parsed());
     if (replay->parsed()) return revtrace::app::run_replay(std::move(config));
+    if (links_create->parsed()) return revtrace::app::run_payment_link_create(config, link);
+    if (links_list->parsed()) return revtrace::app::run_payment_link_list(config, links_site);
+    if (reconcile->parsed()) return revtrace::app::run_reconcile(config, reconcile_options);
     if (ad_spend_import->parsed()) {
       return revtrace::app::run_ad_spend_import(config, spend_site, spend_file);
     }

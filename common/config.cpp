@@ -121,7 +121,8 @@ SiteConfig parse_site(const toml::table& t, std::size_t index) {
   static const std::vector<std::string_view> known{
       "id",          "webhook_secrets", "allowed_origins",  "query_tokens",
       "lookback_days", "visitor_id_keys", "session_id_keys", "own_domains",
-      "affiliate_params", "email_hash_key", "stripe_api_key"};
+      "affiliate_params", "email_hash_key", "stripe_api_key",
+      "stripe_links_api_key", "stripe_api_base"};
   for (const auto& [k, v] : t) {
     if (std::find(known.begin(), known.end(), k.str()) == known.end()) {
       throw ConfigError("config: unknown key " + where + "." + std::string(k.str()));
@@ -153,6 +154,8 @@ SiteConfig parse_site(const toml::table& t, std::size_t index) {
   }
   site.email_hash_key = t["email_hash_key"].value_or(std::string{});
   site.stripe_api_key = t["stripe_api_key"].value_or(std::string{});
+  site.stripe_links_api_key = t["stripe_links_api_key"].value_or(std::string{});
+  site.stripe_api_base = t["stripe_api_base"].value_or(std::string("https://api.stripe.com"));
   for (const auto& secret : site.webhook_secrets) {
     if (secret.empty()) throw ConfigError("config: " + where + ".webhook_secrets has an empty secret");
   }

@@ -32,6 +32,8 @@ struct SiteConfig {
   std::vector<std::string> affiliate_params;  // empty = the defaults
   std::string email_hash_key;                 // HMAC key of email hashes; empty = derived from id
   std::string stripe_api_key;                 // restricted read-only key for reconciliation
+  std::string stripe_links_api_key;           // key allowed to create Payment Links; empty = stripe_api_key
+  std::string stripe_api_base = "https://api.stripe.com";  // stripe-mock in tests: http://127.0.0.1:12111
 };
 
 struct KafkaConfig {

@@ -191,6 +191,8 @@ std::vector<TopicSpec> revtrace_topics(const KafkaConfig& config) {
                    forever});
   specs.push_back({topics::name(config, topics::kAdSpend), config.partitions, config.replication_factor,
                    {{"cleanup.policy", "compact"}, {"retention.ms", "-1"}}});
+  specs.push_back({topics::name(config, topics::kPaymentLinks), config.partitions,
+                   config.replication_factor, forever});
   return specs;
 }
 

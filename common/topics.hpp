@@ -17,6 +17,10 @@ inline constexpr std::string_view kDeadLetter = "revtrace.dead-letter.v1";
 // Ad spend per site, day, channel, source, campaign and currency; compacted, the latest value per
 // key wins (key: site|day|channel|source|campaign|currency).
 inline constexpr std::string_view kAdSpend = "revtrace.ad-spend.v1";
+// Payment Links created through revtrace (one record per link; key: site_id). Kept forever, same
+// partition count as the inputs; listing and audit only (the processor reads a link's attribution
+// from the metadata Stripe copies onto its payments: stripe_api/README.md).
+inline constexpr std::string_view kPaymentLinks = "revtrace.payment-links.v1";
 
 // Input topics are keyed by site_id, co-partitioned (same partition count) and kept forever.
 inline constexpr std::array<std::string_view, 3> kInputTopics{kWebEvents, kCheckoutRedirects,
