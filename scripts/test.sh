@@ -9,6 +9,7 @@ build=${REVTRACE_BUILD_DIR:-$root/build}
 scripts/install-deps.sh --test
 scripts/install-node-deps.sh
 deploy/kafka/fetch.sh >/dev/null
+scripts/install-stripe-mock.sh >/dev/null
 
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DREVTRACE_WERROR=ON
 cmake --build "$build" -j"$(nproc)"

@@ -25,6 +25,7 @@ export const TOPICS = [
   'revtrace.attributed-revenue.v1',
   'revtrace.dead-letter.v1',
   'revtrace.ad-spend.v1',
+  'revtrace.payment-links.v1',
 ];
 
 export const SCHEMA_SUFFIX = '.schema.json';
