@@ -117,6 +117,8 @@ AdSpendParse parse_ad_spend_json(std::string_view body, const std::string& site,
 
 AdSpendParse parse_ad_spend_csv(std::string_view text, const std::string& site, std::int64_t now_ms) {
   AdSpendParse result;
+  // Spreadsheet and ad-platform exports often start with a UTF-8 byte order mark.
+  if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);
   // RFC 4180 fields: quotes, doubled quotes inside quotes, CRLF or LF line ends.
   std::vector<std::vector<std::string>> rows;
   std::vector<std::string> row;

@@ -116,6 +116,24 @@ std::string message_of(const std::string& body) {
   return std::string(m);
 }
 
+// Validates NDJSON records against schemas/<topic>.schema.json with the ajv validator of tests/js;
+// returns its exit status (0 = every record valid) and output.
+std::pair<int, std::string> validate_records(const std::string& dir, const std::string& topic,
+                                             const std::vector<std::string>& records) {
+  const std::string file = dir + "/" + topic + ".ndjson";
+  {
+    std::ofstream out(file);
+    for (const auto& r : records) out << r << "\n";
+  }
+  const char* src = std::getenv("REVTRACE_SOURCE_DIR");
+  if (src == nullptr) return {-1, "REVTRACE_SOURCE_DIR is not set"};
+  const std::string cmd = std::string("node ") + src + "/tests/js/validate-records.mjs " + src +
+                          "/schemas " + topic + " " + file + " > " + file + ".log 2>&1";
+  const int rc = std::system(cmd.c_str());
+  std::ifstream log(file + ".log");
+  return {rc, std::string(std::istreambuf_iterator<char>(log), {})};
+}
+
 bool caught_up(std::uint16_t port) {
   const auto r = http_request(port, "GET", "/healthz");
   return r.status == 200 && r.body.find("\"caught_up\":true") != std::string::npos;
@@ -183,18 +201,10 @@ TEST_CASE("query: exact answers, isolation on every route, named bad parameters,
 
   // The records honour the public contract (independent validator: ajv).
   {
-    const std::string file = dir + "/records.ndjson";
-    std::ofstream out(file);
-    for (const auto& r : records) out << r.json() << "\n";
-    out.close();
-    const char* src = std::getenv("REVTRACE_SOURCE_DIR");
-    REQUIRE(src != nullptr);
-    const std::string cmd = std::string("node ") + src + "/tests/js/validate-records.mjs " + src +
-                            "/schemas revtrace.attributed-revenue.v1 " + file + " > " + dir +
-                            "/validate.log 2>&1";
-    const int rc = std::system(cmd.c_str());
-    std::ifstream log(dir + "/validate.log");
-    INFO("validator: " << std::string(std::istreambuf_iterator<char>(log), {}));
+    std::vector<std::string> lines;
+    for (const auto& r : records) lines.push_back(r.json());
+    const auto [rc, out] = validate_records(dir, "revtrace.attributed-revenue.v1", lines);
+    INFO("validator: " << out);
     REQUIRE(rc == 0);
   }
   std::vector<std::pair<std::string, std::string>> kv;
@@ -291,6 +301,38 @@ TEST_CASE("query: exact answers, isolation on every route, named bad parameters,
           std::string::npos);
     CHECK(roas.body.find(R"({"key":"autumn","currency":"usd","spend":0,"revenue":10000,"net":8000,"payments":2,"customers":1,"roas":null,"cost_per_customer":0.0000})") !=
           std::string::npos);
+
+    // ad spend from an ad platform's CSV export (`revtrace ad-spend import`)
+    {
+      std::ofstream csv(dir + "/spend.csv");
+      csv << "day,channel,source,campaign,amount,currency\r\n"
+          << "2025-06-01,Email,newsletter,autumn,2500,usd\r\n";
+    }
+    ChildProcess import({bin, "ad-spend", "import", "--site", a, "--file", dir + "/spend.csv",
+                         "--config", config},
+                        {}, dir + "/import.log");
+    const int status = import.wait(60s).value_or(-1);
+    INFO("import: " << import.log());
+    REQUIRE(status == 0);
+    CHECK(import.log().find("imported 1 entries") != std::string::npos);
+    REQUIRE(wait_until(30s, [&] {
+      roas = get(base + "/roas?model=linear&currency=usd&group_by=campaign");
+      return roas.body.find(R"({"key":"autumn","currency":"usd","spend":2500,"revenue":10000,"net":8000,"payments":2,"customers":1,"roas":4.0000,"cost_per_customer":2500.0000})") !=
+             std::string::npos;
+    }, 100ms));
+    r = get(base + "/roas?model=linear&currency=usd&group_by=channel&format=csv");
+    CHECK(r.body ==
+          "channel,currency,spend,revenue,net,payments,customers,roas,cost_per_customer\r\n"
+          "Paid Search,usd,5000,10000,8000,2,1,2.0000,5000.0000\r\n"
+          "Email,usd,2500,10000,8000,2,1,4.0000,2500.0000\r\n"
+          "Organic Search,usd,0,3000,3000,1,1,null,0.0000\r\n");
+    // what both wrote to revtrace.ad-spend.v1 honours its schema
+    std::vector<std::string> spend;
+    for (const auto& rec : read_topic(bootstrap, prefix + "revtrace.ad-spend.v1")) spend.push_back(rec.value);
+    CHECK(spend.size() == 2);
+    const auto [rc, out] = validate_records(dir, "revtrace.ad-spend.v1", spend);
+    INFO("validator: " << out);
+    CHECK(rc == 0);
   }
 
   SECTION("site isolation through every route of the router") {
