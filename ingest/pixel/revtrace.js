@@ -139,7 +139,8 @@ try { (function (w, d) {
   function decorateLink(a) {
     var u = new URL(a.href), v;
     if (!/^https?:$/.test(u.protocol) || !checkoutHost(u.hostname) ||
-        u.searchParams.has('client_reference_id') || !(v = visitorId())) return;
+        u.searchParams.has('client_reference_id') || !(v = visitorId()) || a._rt > 2) return;
+    a._rt = (a._rt || 0) + 1;  // a few rewrites at most: no loop with a script resetting the href
     // Appended as text so the link's other parameters stay byte for byte as they were.
     a.href = u.origin + u.pathname + (u.search ? u.search + '&' : '?') + 'client_reference_id=' +
         v + u.hash;
