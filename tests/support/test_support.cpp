@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -177,6 +178,76 @@ HttpResult http_request(std::uint16_t port, const std::string& method, const std
     result.status = 0;
   }
   return result;
+}
+
+struct HttpConnection::Impl {
+  explicit Impl(std::uint16_t p) : port(p) {}
+  std::uint16_t port;
+  boost::asio::io_context ioc;
+  std::optional<boost::beast::tcp_stream> stream;
+  boost::beast::flat_buffer buffer;
+
+  HttpResult once(const std::string& method, const std::string& target, const std::string& body,
+                  const std::map<std::string, std::string>& headers) {
+    namespace beast = boost::beast;
+    namespace http = beast::http;
+    if (!stream) {
+      stream.emplace(ioc);
+      stream->expires_after(std::chrono::seconds(30));
+      stream->connect(
+          boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
+      buffer.clear();
+    }
+    stream->expires_after(std::chrono::seconds(30));
+    http::request<http::string_body> req{http::string_to_verb(method), target, 11};
+    req.set(http::field::host, "127.0.0.1");
+    req.keep_alive(true);
+    for (const auto& [k, v] : headers) req.set(k, v);
+    if (!body.empty() || method == "POST" || method == "PUT") {
+      req.body() = body;
+      req.prepare_payload();
+    }
+    http::write(*stream, req);
+    http::response<http::string_body> res;
+    http::read(*stream, buffer, res);
+    HttpResult result;
+    result.status = static_cast<int>(res.result_int());
+    result.body = res.body();
+    for (const auto& field : res) {
+      std::string name(field.name_string());
+      for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      result.headers[name] = std::string(field.value());
+    }
+    if (!res.keep_alive()) close();
+    return result;
+  }
+  void close() {
+    if (!stream) return;
+    boost::beast::error_code ec;
+    stream->socket().shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
+    stream.reset();
+  }
+};
+
+HttpConnection::HttpConnection(std::uint16_t port) : impl_(new Impl(port)) {}
+HttpConnection::~HttpConnection() {
+  impl_->close();
+  delete impl_;
+}
+
+HttpResult HttpConnection::request(const std::string& method, const std::string& target,
+                                   const std::string& body,
+                                   const std::map<std::string, std::string>& headers) {
+  // A kept-alive connection the server closed in the meantime fails on first use: one retry on a
+  // fresh connection. Callers that retry further must make their requests idempotent.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    try {
+      return impl_->once(method, target, body, headers);
+    } catch (const std::exception&) {
+      impl_->close();
+    }
+  }
+  return HttpResult{};
 }
 
 bool wait_for_http(std::uint16_t port, const std::string& target, std::chrono::milliseconds timeout) {
