@@ -120,7 +120,7 @@ SiteConfig parse_site(const toml::table& t, std::size_t index) {
   const std::string where = "sites[" + std::to_string(index) + "]";
   static const std::vector<std::string_view> known{
       "id",          "webhook_secrets", "allowed_origins",  "query_tokens",
-      "lookback_days", "visitor_id_keys", "session_id_keys", "own_domains",
+      "lookback_days", "idle_margin_days", "visitor_id_keys", "session_id_keys", "own_domains",
       "affiliate_params", "email_hash_key", "stripe_api_key",
       "stripe_links_api_key", "stripe_api_base"};
   for (const auto& [k, v] : t) {
@@ -151,6 +151,13 @@ SiteConfig parse_site(const toml::table& t, std::size_t index) {
       throw ConfigError("config: " + where + ".lookback_days must be an integer in 1..3650");
     }
     site.lookback_days = *v;
+  }
+  if (const auto* n = t.get("idle_margin_days")) {
+    auto v = n->value<std::int64_t>();
+    if (!v || *v < 1 || *v > 3650) {
+      throw ConfigError("config: " + where + ".idle_margin_days must be an integer in 1..3650");
+    }
+    site.idle_margin_days = *v;
   }
   site.email_hash_key = t["email_hash_key"].value_or(std::string{});
   site.stripe_api_key = t["stripe_api_key"].value_or(std::string{});

@@ -26,6 +26,7 @@ struct SiteConfig {
   std::vector<std::string> allowed_origins;   // CORS for the pixel; "*" allows any
   std::vector<std::string> query_tokens;      // bearer tokens of the query API
   std::int64_t lookback_days = 90;
+  std::int64_t idle_margin_days = 30;         // anonymous visitors expire after lookback + this
   std::vector<std::string> visitor_id_keys;   // extra metadata keys (e.g. attribu_visitor_id)
   std::vector<std::string> session_id_keys;
   std::vector<std::string> own_domains;

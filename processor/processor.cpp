@@ -36,6 +36,7 @@ domain::SiteSettings settings_of(const common::SiteConfig& site) {
   domain::SiteSettings s;
   s.site_id = site.id;
   s.lookback = site.lookback_days * 24LL * 3600 * 1000;
+  s.idle_margin = site.idle_margin_days * 24LL * 3600 * 1000;
   for (const auto& k : site.visitor_id_keys) s.visitor_id_keys.push_back(k);
   for (const auto& k : site.session_id_keys) s.session_id_keys.push_back(k);
   s.rules.own_domains = site.own_domains;
@@ -81,7 +82,9 @@ struct Processor::Impl {
         rebalances(m.counter("revtrace_processor_rebalances_total", "Partition assignments.")),
         forced_revisions(m.counter("revtrace_processor_forced_revisions_total",
                                    "Revisions that could not be the payment's basis size "
-                                   "(processor/domain/ENGINE.md, Revisions); expected 0.")) {
+                                   "(processor/domain/ENGINE.md, Revisions); expected 0.")),
+        expired_visitors(m.counter("revtrace_processor_expired_visitors_total",
+                                   "Anonymous visitors expired after lookback + idle margin.")) {
     for (const auto& site : config.sites) sites.emplace(site.id, settings_of(site));
     generation_prefix = "{\"generation\":" + std::to_string(config.processor.generation) + ",";
     for (auto t : topics::kInputTopics) input_topics.push_back(topics::name(config.kafka, t));
@@ -309,6 +312,7 @@ struct Processor::Impl {
     }
     (suppress ? replayed : records_in).inc();
     if (outcome.forced_revisions > 0) forced_revisions.inc(outcome.forced_revisions);
+    if (outcome.expired_visitors > 0) expired_visitors.inc(outcome.expired_visitors);
     if (suppress) return;
     switch (outcome.kind) {
       case domain::Outcome::Kind::applied:
@@ -591,6 +595,7 @@ struct Processor::Impl {
   common::metrics::Counter& aborts;
   common::metrics::Counter& rebalances;
   common::metrics::Counter& forced_revisions;
+  common::metrics::Counter& expired_visitors;
   std::map<std::string, domain::SiteSettings> sites;
   std::string generation_prefix;
   std::vector<std::string> input_topics;

@@ -5,6 +5,7 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <set>
 #include <stdexcept>
 
 namespace revtrace::processor {
@@ -72,6 +73,22 @@ std::optional<std::int64_t> RocksState::offset(const TopicPartition& tp) const {
   return std::stoll(value);
 }
 
+std::vector<std::string> RocksState::keys(std::string_view begin, std::string_view end) const {
+  std::vector<std::string> out;
+  const std::string upper = state_key(end);
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+  for (it->Seek(state_key(begin)); it->Valid(); it->Next()) {
+    out.emplace_back(it->key().ToStringView().substr(kStatePrefix.size()));
+  }
+  if (!it->status().ok()) {
+    throw std::runtime_error("processor: state scan failed: " + it->status().ToString());
+  }
+  return out;
+}
+
 std::uint64_t RocksState::approximate_size() const {
   std::uint64_t size = 0;
   db_->GetIntProperty("rocksdb.total-sst-files-size", &size);
@@ -90,6 +107,17 @@ void StagedStore::put(std::string_view key, std::string_view value) {
 }
 
 void StagedStore::erase(std::string_view key) { pending_[std::string(key)] = std::nullopt; }
+
+std::vector<std::string> StagedStore::keys(std::string_view begin, std::string_view end) const {
+  std::set<std::string> merged;
+  for (auto& k : base_.keys(begin, end)) {
+    if (auto it = pending_.find(k); it == pending_.end() || it->second) merged.insert(std::move(k));
+  }
+  for (const auto& [k, v] : pending_) {
+    if (v && k >= begin && k < end) merged.insert(k);
+  }
+  return {merged.begin(), merged.end()};
+}
 
 void StagedStore::set_offset(const TopicPartition& tp, std::int64_t next_offset) {
   offsets_[tp] = next_offset;

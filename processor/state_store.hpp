@@ -30,6 +30,8 @@ class RocksState {
   [[nodiscard]] std::optional<std::string> get(std::string_view key) const;
   // Offsets (next offset to read) as last written with a batch.
   [[nodiscard]] std::optional<std::int64_t> offset(const TopicPartition& tp) const;
+  // State keys (without the store's internal prefix) in [begin, end), ascending.
+  [[nodiscard]] std::vector<std::string> keys(std::string_view begin, std::string_view end) const;
   [[nodiscard]] rocksdb::DB& db() noexcept { return *db_; }
   [[nodiscard]] std::uint64_t approximate_size() const;
 
@@ -45,6 +47,8 @@ class StagedStore {
   [[nodiscard]] std::optional<std::string> get(std::string_view key) const;
   void put(std::string_view key, std::string_view value);
   void erase(std::string_view key);
+  // Keys in [begin, end) of the base merged with the staged writes, ascending.
+  [[nodiscard]] std::vector<std::string> keys(std::string_view begin, std::string_view end) const;
   void set_offset(const TopicPartition& tp, std::int64_t next_offset);
   // Writes staged state and offsets atomically (fsync'd WAL), then clears the stage.
   void commit();
@@ -73,6 +77,12 @@ class PartitionStore final : public domain::StateStore {
     staged_.put(prefix_ + std::string(key), value);
   }
   void erase(std::string_view key) override { staged_.erase(prefix_ + std::string(key)); }
+  [[nodiscard]] std::vector<std::string> keys(std::string_view begin,
+                                              std::string_view end) const override {
+    auto out = staged_.keys(prefix_ + std::string(begin), prefix_ + std::string(end));
+    for (auto& k : out) k.erase(0, prefix_.size());
+    return out;
+  }
 
  private:
   StagedStore& staged_;

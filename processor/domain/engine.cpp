@@ -54,6 +54,29 @@ Outcome skipped(std::string reason) {
   return o;
 }
 
+// Idle-visitor expiry (ENGINE.md, "Bounds"): per-topic event-time watermarks of this store's
+// scope, the last day swept, sites with indexed visitors, and visitors by the day they were last
+// seen ("idle/<site>/<day>/<visitor>", days zero-padded so byte order is time order).
+constexpr Millis kDay = 86'400'000;
+constexpr std::string_view kSweptKey = "wm/swept";
+constexpr std::string_view kIdleSites = "idlesite/";
+
+std::string day_string(Millis t) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "%08lld", static_cast<long long>(t / kDay));
+  return buf;
+}
+
+std::string idle_key(std::string_view site, Millis last_seen, std::string_view visitor) {
+  std::string k = "idle/";
+  k += site;
+  k += '/';
+  k += day_string(last_seen);
+  k += '/';
+  k += visitor;
+  return k;
+}
+
 // One element of a payment's revision basis (ENGINE.md, "Revisions"): a kind letter and its
 // parts, each length-prefixed so that two different elements never render alike.
 std::string basis_element(char kind, std::initializer_list<std::string_view> parts) {
@@ -127,6 +150,7 @@ struct AttributionEngine::Impl {
       const std::string key = "ses/" + id + "/" + std::string(session);
       if (impl.store.get(key)) return;
       impl.store.put(key, visitor);
+      timelines.add_pixel_session(visitor, session);
       for (const auto mode : kModes) {
         // Payments whose metadata names the session now resolve to a visitor (method
         // "metadata") even when that visitor was already in their component.
@@ -441,6 +465,96 @@ struct AttributionEngine::Impl {
   Outcome web_event(std::string_view json);
   Outcome checkout_redirect(std::string_view json);
   Outcome stripe_event(std::string_view json);
+
+  // --- idle-visitor expiry (ENGINE.md, "Bounds") ------------------------------------------------
+
+  [[nodiscard]] std::optional<Millis> read_millis(std::string_view key) const {
+    const auto v = store.get(key);
+    if (!v) return std::nullopt;
+    try {
+      return std::stoll(*v);
+    } catch (const std::exception&) {
+      corrupt(std::string(key));
+    }
+  }
+
+  // `topic`: 'w' web events (touch time), 'r' redirects (received_at), 's' Stripe (created).
+  void advance_watermark(char topic, Millis t) {
+    const std::string key = std::string("wm/") + topic;
+    const auto current = read_millis(key);
+    if (!current || t > *current) store.put(key, std::to_string(t));
+  }
+
+  // The event time every input topic of this scope has reached: the smallest of their
+  // watermarks (a topic without any record yet does not hold it back). None before a pageview.
+  [[nodiscard]] std::optional<Millis> watermark() const {
+    auto w = read_millis("wm/w");
+    if (!w) return std::nullopt;
+    for (const char* k : {"wm/r", "wm/s"}) {
+      if (auto t = read_millis(k)) w = std::min(*w, *t);
+    }
+    return w;
+  }
+
+  void index_idle(std::string_view site, std::string_view visitor, Millis previous, Millis now) {
+    if (previous != 0 && previous / kDay == now / kDay) return;
+    if (previous != 0) store.erase(idle_key(site, previous, visitor));
+    store.put(idle_key(site, now, visitor), "");
+    store.put(std::string(kIdleSites) + std::string(site), "");
+  }
+
+  // Removes an anonymous visitor — its identity component is the visitor and the pixel sessions
+  // that first appeared with it, in both modes: no email, no redirect, no Stripe object — with
+  // its timeline and sessions. Others (leads, customers) are kept: a payment may be recomputed.
+  bool expire_if_anonymous(Site& site, std::string_view visitor, Millis cutoff) {
+    const auto facts = site.timelines.expiry_facts(visitor);
+    if (!facts.exists || !facts.sessions_complete || facts.last_seen >= cutoff) return false;
+    std::vector<std::string> nodes{IdentityGraph::visitor(visitor)};
+    for (const auto& session : facts.pixel_sessions) {
+      const auto owner = store.get("ses/" + site.id + "/" + session);
+      if (!owner || *owner != visitor) return false;
+      nodes.push_back(IdentityGraph::session(session));
+    }
+    for (const auto mode : kModes) {
+      const auto graph = site.graph(mode);
+      const auto size = graph.component_size(nodes.front());
+      if (size == 0 && nodes.size() == 1) continue;  // never linked to anything
+      if (size != nodes.size()) return false;
+      const auto members = graph.members(nodes.front());
+      if (!members.payments.empty() || members.visitors.size() != 1) return false;
+    }
+    for (const auto mode : kModes) site.graph(mode).erase_component(nodes);
+    for (const auto& session : facts.pixel_sessions) store.erase("ses/" + site.id + "/" + session);
+    site.timelines.erase(visitor);
+    return true;
+  }
+
+  // Once per day of watermark: expires, per site, the anonymous visitors last seen more than
+  // lookback + idle_margin before the watermark. Returns how many.
+  std::size_t sweep_idle_visitors() {
+    const auto w = watermark();
+    if (!w) return 0;
+    const Millis today = *w / kDay;
+    if (auto swept = read_millis(kSweptKey); swept && *swept >= today) return 0;
+    store.put(kSweptKey, std::to_string(today));
+    std::size_t expired = 0;
+    std::string sites_end(kIdleSites);
+    sites_end.back() = '/' + 1;
+    for (const auto& site_key : store.keys(kIdleSites, sites_end)) {
+      const std::string site_id = site_key.substr(kIdleSites.size());
+      Site site(*this, settings_for(site_id), site_id);
+      const Millis cutoff = *w - site.settings.lookback - site.settings.idle_margin;
+      if (cutoff <= 0) continue;
+      const std::string prefix = "idle/" + site_id + "/";
+      // Days strictly before the cutoff's day: everyone there was last seen before the cutoff.
+      for (const auto& key : store.keys(prefix, prefix + day_string(cutoff))) {
+        const auto visitor = std::string_view(key).substr(prefix.size() + 9);
+        if (expire_if_anonymous(site, visitor, cutoff)) ++expired;
+        store.erase(key);
+      }
+    }
+    return expired;
+  }
 };
 
 Outcome AttributionEngine::Impl::web_event(std::string_view json) {
@@ -478,6 +592,8 @@ Outcome AttributionEngine::Impl::web_event(std::string_view json) {
     if (touch.channel.empty()) touch.channel = std::string(classify_channel(touch));
     const auto added = site.timelines.add_pageview(visitor, event_id, touch);
     if (added.duplicate) return skipped("duplicate web event " + std::string(event_id));
+    index_idle(site_id, visitor, added.previous_last_seen, added.last_seen);
+    advance_watermark('w', at);
     std::map<std::string, std::set<std::string>> affected;
     site.link_session(session_id, visitor, affected);
     site.recompute_all(affected);
@@ -493,6 +609,7 @@ Outcome AttributionEngine::Impl::web_event(std::string_view json) {
     Outcome o;
     o.revenue = std::move(site.out);
     o.forced_revisions = site.forced_revisions;
+    o.expired_visitors = sweep_idle_visitors();
     return o;
   }
   if (type == "identify") {
@@ -542,7 +659,7 @@ Outcome AttributionEngine::Impl::checkout_redirect(std::string_view json) {
   const auto visitor = r.required_string("visitor_id");
   (void)r.required_string("event_id");
   const auto cs = r.required_string("checkout_session_id");
-  (void)r.required_int("received_at");
+  const auto received_at = r.required_int("received_at");
   const auto session_id = r.optional_string("session_id");
   if (!error.empty()) return invalid(error);
   if (type != "checkout_redirect")
@@ -554,6 +671,7 @@ Outcome AttributionEngine::Impl::checkout_redirect(std::string_view json) {
                    " is not a cs_ id");
   }
 
+  advance_watermark('r', *received_at);
   Site site(*this, settings_for(site_id), std::string(site_id));
   auto visitors = site.redirect_visitors(cs);
   const bool fresh = visitors.emplace(visitor).second;
@@ -610,6 +728,7 @@ Outcome AttributionEngine::Impl::stripe_event(std::string_view json) {
       break;
   }
   StripeEvent& ev = parsed.event;
+  advance_watermark('s', ev.created);
   const std::string_view mode = ev.livemode ? "live" : "test";
   // No per-event marker is kept: a redelivered event, or Stripe's "two events for one change",
   // shows an observation the ledger already holds (PaymentFacts::inputs), links the graph already

@@ -20,6 +20,9 @@ namespace revtrace::domain {
 struct SiteSettings {
   std::string site_id;
   Millis lookback = kDefaultLookback;  // touches older than paid_at - lookback do not count
+  // An anonymous visitor idle for lookback + idle_margin of event time expires (ENGINE.md,
+  // "Bounds"): the margin is how late a Stripe record may come and still see its touches.
+  Millis idle_margin = 30LL * 24 * 3600 * 1000;
   std::vector<std::string> visitor_id_keys{"revtrace_visitor_id"};  // Stripe metadata keys
   std::vector<std::string> session_id_keys{"revtrace_session_id"};
   SiteRules rules;
@@ -48,6 +51,8 @@ struct Outcome {
   // one + 1 instead, so no revision number is ever reused; expected to stay 0 — export it as a
   // counter and investigate if it is not.
   std::size_t forced_revisions = 0;
+  // Anonymous visitors this record's watermark advance expired (their state was removed).
+  std::size_t expired_visitors = 0;
 };
 
 class AttributionEngine {

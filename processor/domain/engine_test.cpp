@@ -1178,8 +1178,88 @@ TEST_CASE("state stays bounded per visitor", "[engine][state]") {
     h.feed(pageview(V, "b" + std::to_string(i), T0 + i * kDay / 10,
                     "https://shop.example/?utm_source=s" + std::to_string(i % 7)));
   }
-  CHECK(h.store.size() == 1);
+  // One timeline, plus its idle-index entry and the scope's bookkeeping (watermark, last sweep,
+  // the site in the idle index).
+  CHECK(h.store.keys("vis/", "vis0").size() == 1);
+  CHECK(h.store.size() <= 5);
   CHECK(h.store.bytes() < 80'000);
+}
+
+namespace {
+// Keys of the store that mention `id`.
+std::size_t keys_naming(const MemoryStateStore& store, const std::string& id) {
+  std::size_t n = 0;
+  for (const auto& [k, v] : store.entries()) n += (k.find(id) != std::string::npos) ? 1 : 0;
+  return n;
+}
+}  // namespace
+
+TEST_CASE("idle anonymous visitors expire after lookback + margin; leads and customers stay",
+          "[engine][state]") {
+  Harness h;  // lookback 90 days, idle margin 30 days
+  h.feed(pageview("v-anon", "a1", T0, "https://shop.example/?utm_source=x", "", "s-anon-1"));
+  h.feed(pageview("v-anon", "a2", T0 + 40 * kMinute, "https://shop.example/", "", "s-anon-2"));
+  h.feed(pageview("v-lead", "l1", T0, "https://shop.example/", "", "s-lead"));
+  h.feed(identify("v-lead", "l2", T0 + kMinute, "lead@example.com"));
+  h.feed(pageview("v-cust", "c1", T0, "https://shop.example/?utm_source=news", "", "s-cust"));
+  h.feed(one_off_checkout("evt_c", "cs_test_c", "pi_c", 2500, T0 + 5 * kMinute,
+                          metadata({{"revtrace_visitor_id", "v-cust"}})));
+  REQUIRE(keys_naming(h.store, "v-anon") > 0);
+  REQUIRE(keys_naming(h.store, "s-anon-1") > 0);
+
+  // 121 days later. Stripe's watermark still holds expiry back (its last event is from T0)...
+  const Millis later = T0 + 121 * kDay;
+  CHECK(h.feed(pageview("v-new", "n1", later, "https://shop.example/")).expired_visitors == 0);
+  CHECK(keys_naming(h.store, "v-anon") > 0);
+  // ...until a Stripe event shows that time has come for every topic; the next day's sweep runs.
+  h.feed(one_off_checkout("evt_n", "cs_test_n", "pi_n", 900, later + kDay));
+  const auto swept = h.feed(pageview("v-new", "n2", later + kDay + kMinute, "https://shop.example/"));
+  CHECK(swept.expired_visitors == 1);
+  CHECK(keys_naming(h.store, "v-anon") == 0);  // timeline, idle index, identity nodes
+  CHECK(keys_naming(h.store, "s-anon-1") == 0);  // pixel sessions and their identity nodes
+  CHECK(keys_naming(h.store, "s-anon-2") == 0);
+  CHECK(keys_naming(h.store, "vis/acme/v-lead") == 1);  // a lead: an email may pay later
+  CHECK(keys_naming(h.store, "vis/acme/v-cust") == 1);  // a customer: a refund recomputes it
+  // A refund of the old payment keeps its attribution (its visitor was kept).
+  View before(h.latest.at("acme/pi_c"));
+  h.feed(charge_event("evt_c_rf", "charge.refunded", charge_spec("ch_c", "pi_c", 2500, T0, 500),
+                      later + 2 * kDay));
+  View after(h.latest.at("acme/pi_c"));
+  CHECK(after.touches() == before.touches());
+  CHECK(after.num("net") == 2000);
+
+  // The expired visitor comes back and pays: attributed to the new visit only.
+  h.feed(pageview("v-anon", "a3", later + 3 * kDay, "https://shop.example/?utm_source=back"));
+  h.feed(one_off_checkout("evt_b", "cs_test_b", "pi_b", 1200, later + 3 * kDay + kMinute,
+                          metadata({{"revtrace_visitor_id", "v-anon"}})));
+  View back(h.latest.at("acme/pi_b"));
+  REQUIRE(back.touches() == 1);
+  CHECK(back.touch(0, "source") == "back");
+}
+
+TEST_CASE("state stays proportional to active visitors over a year of traffic",
+          "[engine][state]") {
+  Harness h;
+  constexpr int kDays = 365;
+  constexpr int kPerDay = 20;
+  for (int d = 0; d < kDays; ++d) {
+    const Millis day = T0 + d * kDay;
+    for (int i = 0; i < kPerDay; ++i) {
+      const std::string v = "v" + std::to_string(d) + "-" + std::to_string(i);
+      h.feed(pageview(v, v + "-1", day + i * kMinute, "https://shop.example/?utm_source=ads",
+                      "", "s-" + v));
+    }
+    // A daily unattributed sale keeps Stripe's watermark moving.
+    h.feed(one_off_checkout("evt_d" + std::to_string(d), "cs_test_d" + std::to_string(d),
+                            "pi_d" + std::to_string(d), 1000, day + 12 * 3600 * 1000LL));
+  }
+  const auto visitors = h.store.keys("vis/", "vis0").size();
+  // Visitors of the last lookback + margin (120) days, plus at most a day or two not swept yet.
+  CHECK(visitors >= 120 * kPerDay);
+  CHECK(visitors <= 123 * kPerDay);
+  CHECK(h.store.keys("ses/", "ses0").size() == visitors);
+  // Every payment is still there, and still counted.
+  CHECK(h.latest.size() == static_cast<std::size_t>(kDays));
 }
 
 TEST_CASE("known limit: the per-visitor session cap can drop a touch a payment used",

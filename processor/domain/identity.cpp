@@ -44,6 +44,15 @@ std::string IdentityGraph::node_key(std::string_view node) const {
   return k;
 }
 
+std::uint64_t IdentityGraph::component_size(std::string_view node) const {
+  const auto root = find(node);
+  return root ? root->size : 0;
+}
+
+void IdentityGraph::erase_component(const std::vector<std::string>& nodes) {
+  for (const auto& n : nodes) store_.erase(node_key(n));
+}
+
 std::optional<IdentityGraph::Root> IdentityGraph::find(std::string_view node) const {
   std::string current(node);
   for (int i = 0; i < kMaxPath; ++i) {

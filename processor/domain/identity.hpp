@@ -45,6 +45,11 @@ class IdentityGraph {
   std::set<std::string> link(const std::vector<std::string>& nodes);
   // The component of `node` (empty when the node is unknown).
   [[nodiscard]] Members members(std::string_view node) const;
+  // Number of nodes in the component of `node`; 0 when the node is unknown.
+  [[nodiscard]] std::uint64_t component_size(std::string_view node) const;
+  // Removes `nodes`, which must be a whole component (every node of it, nothing else): used only
+  // to expire an anonymous visitor with its pixel sessions (ENGINE.md, "Bounds").
+  void erase_component(const std::vector<std::string>& nodes);
 
  private:
   struct Root {

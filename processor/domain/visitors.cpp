@@ -9,7 +9,7 @@
 namespace revtrace::domain {
 
 namespace {
-constexpr std::uint64_t kFormat = 2;  // 2: + sessions started
+constexpr std::uint64_t kFormat = 3;  // 2: + sessions started; 3: + pixel session ids
 }
 
 VisitorTimelines::VisitorTimelines(StateStore& store, std::string site)
@@ -29,7 +29,8 @@ VisitorTimelines::State VisitorTimelines::load(std::string_view visitor) const {
   const auto v = store_.get(k);
   if (!v) return s;
   codec::Reader r(*v);
-  if (r.u64() != kFormat)
+  const auto format = r.u64();
+  if (format != kFormat && format != 2)
     throw std::runtime_error("revtrace::domain: corrupt visitor state at key " + k);
   s.last_seen = r.i64();
   s.started = r.u64();
@@ -37,6 +38,13 @@ VisitorTimelines::State VisitorTimelines::load(std::string_view visitor) const {
   for (std::uint64_t i = 0; i < n_events && r.ok(); ++i) s.recent_events.push_back(r.str());
   const auto n_sessions = r.count();
   for (std::uint64_t i = 0; i < n_sessions && r.ok(); ++i) s.sessions.push_back(r.touch());
+  if (format == 2) {
+    s.pixel_sessions_complete = false;  // not recorded then: such a visitor never expires
+  } else {
+    s.pixel_sessions_complete = r.u64() == 1;
+    const auto n_pixel = r.count();
+    for (std::uint64_t i = 0; i < n_pixel && r.ok(); ++i) s.pixel_sessions.push_back(r.str());
+  }
   if (!r.ok() || !r.done() || s.started < s.sessions.size())
     throw std::runtime_error("revtrace::domain: corrupt visitor state at key " + k);
   return s;
@@ -51,6 +59,9 @@ void VisitorTimelines::save(std::string_view visitor, const State& s) {
   for (const auto& e : s.recent_events) w.str(e);
   w.u64(s.sessions.size());
   for (const auto& t : s.sessions) w.touch(t);
+  w.u64(s.pixel_sessions_complete ? 1 : 0);
+  w.u64(s.pixel_sessions.size());
+  for (const auto& p : s.pixel_sessions) w.str(p);
   store_.put(key(visitor), w.bytes());
 }
 
@@ -59,6 +70,7 @@ VisitorTimelines::Added VisitorTimelines::add_pageview(std::string_view visitor,
                                                        const Touch& touch) {
   auto s = load(visitor);
   Added added;
+  added.previous_last_seen = s.last_seen;
   if (!event_id.empty()) {
     if (std::find(s.recent_events.begin(), s.recent_events.end(), event_id) !=
         s.recent_events.end()) {
@@ -77,9 +89,35 @@ VisitorTimelines::Added VisitorTimelines::add_pageview(std::string_view visitor,
   } else {
     s.last_seen = std::max(s.last_seen, touch.at);
   }
+  added.last_seen = s.last_seen;
   save(visitor, s);
   return added;
 }
+
+void VisitorTimelines::add_pixel_session(std::string_view visitor, std::string_view session) {
+  auto s = load(visitor);
+  if (s.sessions.empty() || !s.pixel_sessions_complete) return;  // no timeline, or not tracked
+  if (s.pixel_sessions.size() >= kMaxPixelSessions) {
+    s.pixel_sessions_complete = false;
+    s.pixel_sessions.clear();
+  } else {
+    s.pixel_sessions.emplace_back(session);
+  }
+  save(visitor, s);
+}
+
+VisitorTimelines::ExpiryFacts VisitorTimelines::expiry_facts(std::string_view visitor) const {
+  ExpiryFacts f;
+  auto s = load(visitor);
+  if (s.sessions.empty()) return f;  // a timeline always has a session
+  f.exists = true;
+  f.last_seen = s.last_seen;
+  f.sessions_complete = s.pixel_sessions_complete;
+  f.pixel_sessions = std::move(s.pixel_sessions);
+  return f;
+}
+
+void VisitorTimelines::erase(std::string_view visitor) { store_.erase(key(visitor)); }
 
 std::vector<Touch> VisitorTimelines::touches(std::string_view visitor) const {
   return load(visitor).sessions;

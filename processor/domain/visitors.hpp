@@ -30,9 +30,13 @@ class VisitorTimelines {
   // `site` scopes the state keys: "vis/<site>/<visitor>".
   VisitorTimelines(StateStore& store, std::string site);
 
+  static constexpr std::size_t kMaxPixelSessions = 256;
+
   struct Added {
     bool duplicate = false;    // the event id was seen recently: nothing changed
     bool new_session = false;  // the pageview started a session: a new touch exists
+    Millis previous_last_seen = 0;  // 0: the visitor had no timeline before
+    Millis last_seen = 0;
   };
   // Applies one pageview whose touch (with channel) is `touch`.
   Added add_pageview(std::string_view visitor, std::string_view event_id, const Touch& touch);
@@ -49,12 +53,27 @@ class VisitorTimelines {
   // The sessions kept (at most kMaxSessions), oldest first.
   [[nodiscard]] std::vector<Session> sessions(std::string_view visitor) const;
 
+  // Pixel session ids that first appeared with this visitor (so expiry can remove them with it).
+  // Only for a visitor with a timeline; beyond kMaxPixelSessions the list is marked incomplete.
+  void add_pixel_session(std::string_view visitor, std::string_view session);
+  struct ExpiryFacts {
+    bool exists = false;
+    Millis last_seen = 0;
+    bool sessions_complete = false;  // false: more pixel sessions than kept (never expired)
+    std::vector<std::string> pixel_sessions;
+  };
+  [[nodiscard]] ExpiryFacts expiry_facts(std::string_view visitor) const;
+  // Removes the visitor's timeline.
+  void erase(std::string_view visitor);
+
  private:
   struct State {
     Millis last_seen = 0;
     std::uint64_t started = 0;               // sessions ever started (kept or dropped)
     std::vector<std::string> recent_events;  // oldest first
     std::vector<Touch> sessions;             // oldest first
+    bool pixel_sessions_complete = true;     // format 2 state: unknown, so false
+    std::vector<std::string> pixel_sessions;
   };
   [[nodiscard]] State load(std::string_view visitor) const;
   void save(std::string_view visitor, const State& s);
