@@ -8,8 +8,11 @@
 // from a public host, where the rule does not apply).
 import { after, afterEach, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
-import { launchChromium, readTopic, startGateway, unique, waitFor } from './support.mjs';
+import { launchChromium, readTopic, sourceDir, startGateway, unique, waitFor } from './support.mjs';
 
 const ORIGIN = 'https://shop.example';
 const WEB = 'revtrace.web-events.v1';
@@ -506,4 +509,16 @@ test('cookies and storage blocked (access throws): tracking still works, nothing
   assert.deepEqual(await ctx.cookies(), []);
   assert.deepEqual(errors, []);
   await ctx.close();
+});
+
+test('every record the pixel caused conforms to schemas/ (independent validator: ajv)', { timeout: 60000 }, async () => {
+  for (const topic of [WEB, REDIRECTS]) {
+    const mine = (await readTopic(gw.bootstrap, gw.topic(topic))).filter((r) => Object.values(site).includes(r.site_id));
+    assert.ok(mine.length > 0, `${topic} has records of this run`);
+    const file = join(gw.dir, `${topic}.ndjson`);
+    writeFileSync(file, mine.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    const out = execFileSync('node', [join(sourceDir, 'tests/js/validate-records.mjs'), join(sourceDir, 'schemas'),
+                                      topic, file], { encoding: 'utf8' });
+    assert.match(out, new RegExp(`^${mine.length} records valid`, 'm'));
+  }
 });
