@@ -9,7 +9,7 @@
 import { after, afterEach, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { launchChromium, readTopic, sourceDir, startGateway, unique, waitFor } from './support.mjs';
@@ -47,7 +47,9 @@ afterEach(async () => {
 
 after(async () => {
   await browser?.close();
-  if (gw) assert.equal(await gw.stop(), 0, 'the gateway stops cleanly on SIGTERM');
+  if (!gw) return;
+  assert.equal(await gw.stop(), 0, 'the gateway stops cleanly on SIGTERM');
+  rmSync(gw.dir, { recursive: true, force: true });
 });
 
 function tag(siteId, attrs = '', src = `${gw.base}/revtrace.js`) {
@@ -91,10 +93,16 @@ async function records(topic, siteId) {
 // Waits until the topic holds at least n records of the site; returns them all (callers then
 // assert the exact count, so a surplus fails).
 async function atLeast(topic, siteId, n, what) {
-  return waitFor(`${n} ${topic} records of ${siteId}: ${what}`, async () => {
-    const r = await records(topic, siteId);
-    return r.length >= n && r;
-  });
+  let seen = [];
+  try {
+    return await waitFor(`${n} ${topic} records of ${siteId}: ${what}`, async () => {
+      seen = await records(topic, siteId);
+      return seen.length >= n && seen;
+    });
+  } catch (e) {
+    e.message += `\nrecords so far: ${JSON.stringify(seen)}\ngateway log (tail):\n${gw.log().slice(-3000)}`;
+    throw e;
+  }
 }
 
 function without(record, ...keys) {
