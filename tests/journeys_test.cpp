@@ -330,9 +330,10 @@ struct Request {
 struct Journey {
   const Site* site = nullptr;
   std::string label;
-  std::vector<Pageview> pageviews;  // every visitor's, in send order
+  std::vector<Pageview> pageviews;  // every visitor's, in send (= log) order
   std::optional<Payment> payment;
   std::vector<Request> requests;
+  bool late_web = false;  // its web events are sent after its Stripe events and redirects
 };
 
 class Generator {
@@ -410,7 +411,7 @@ class Generator {
         const auto [url, ref] = landing(site, kinds[i]);
         add_pageview(visitor, url, ref, at);
         const std::int64_t end = at + spans[i];
-        std::int64_t t = at;
+        std::int64_t t = at, last_pv = at;
         std::string prev = url;
         for (const char* path : {"/pricing", "/features", "/checkout"}) {
           t += range(40'000, 80'000);
@@ -418,6 +419,13 @@ class Generator {
           const std::string next = "https://" + site.host + path;
           add_pageview(visitor, next, prev, t);
           prev = next;
+          last_pv = t;
+        }
+        // The idle limit itself: a tab left open exactly 30:00 continues the session, 30:00.001
+        // starts a new (direct) one.
+        if (!(buying && k == n - 1) && chance(0.12)) {
+          add_pageview(visitor, "https://" + site.host + "/account", prev,
+                       last_pv + 30 * kMinute + (chance(0.5) ? 1 : 0));
         }
       }
       return landings.front();
@@ -522,7 +530,18 @@ class Generator {
     }
     std::stable_sort(timed.begin(), timed.end(),
                      [](const auto& x, const auto& y) { return x.first < y.first; });
+    // Sometimes the payment reaches revtrace before the visits that earned it (a tracker's
+    // events buffered offline, an identify after checkout): the result must upgrade.
+    if (chance(0.15)) {
+      j.late_web = true;
+      std::stable_partition(timed.begin(), timed.end(),
+                            [](const auto& x) { return x.second.topic != "revtrace.web-events.v1"; });
+    }
     for (auto& [at, r] : timed) j.requests.push_back(std::move(r));
+    // The pageviews in the order they reach the log (the order the requests go out: by time),
+    // which is the order sessions follow.
+    std::stable_sort(j.pageviews.begin(), j.pageviews.end(),
+                     [](const Pageview& x, const Pageview& y) { return x.at < y.at; });
     return j;
   }
 
@@ -1024,7 +1043,7 @@ TEST_CASE("journeys: generated visitor journeys on three sites through the gatew
   std::vector<Expected> expected;
   std::map<std::string, int> by_method;
   std::size_t refunded = 0, test_mode = 0, requests = 0, with_touches = 0, beyond_lookback = 0,
-              after_payment = 0, cross_device = 0;
+              after_payment = 0, cross_device = 0, late_web = 0;
   std::map<std::string, int> by_channel;
   for (const auto& j : journeys) {
     requests += j.requests.size();
@@ -1037,6 +1056,7 @@ TEST_CASE("journeys: generated visitor journeys on three sites through the gatew
     beyond_lookback += expected.back().beyond_lookback;
     after_payment += expected.back().after_payment;
     cross_device += j.payment->visitors.size() > 1;
+    late_web += j.late_web;
     for (const auto& t : expected.back().touches) ++by_channel[t.channel];
   }
   // The mix is what the test claims to cover.
@@ -1050,6 +1070,7 @@ TEST_CASE("journeys: generated visitor journeys on three sites through the gatew
   CHECK(beyond_lookback >= 10);
   CHECK(after_payment >= 10);
   CHECK(cross_device >= 10);
+  CHECK(late_web >= 10);
   for (const char* c : {"Direct", "Email", "Organic Search", "Paid Search", "Organic Social",
                         "Paid Social", "Affiliate", "Referral", "Display"}) {
     CHECK(by_channel[c] >= 5);
@@ -1206,6 +1227,7 @@ TEST_CASE("journeys: generated visitor journeys on three sites through the gatew
           << by_method["client_reference_id"] << ", identity_graph " << by_method["identity_graph"]
           << ", unattributed " << by_method["unattributed"] << "; refunded " << refunded
           << ", test mode " << test_mode << ", cross-device " << cross_device
+          << ", web events after the payment " << late_web
           << "), touches credited " << with_touches << " (";
   for (const auto& [c, n] : by_channel) figures << c << " " << n << ", ";
   figures << "left out: " << beyond_lookback << " beyond the lookback, " << after_payment
