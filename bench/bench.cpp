@@ -473,6 +473,10 @@ int main(int argc, char** argv) {
   load->add_option("--payers", w.payer_fraction, "Share of visitors who pay");
   load->add_option("--max-records", max_records, "Stop after about this many records (0 = none)");
 
+  auto* dump = app.add_subcommand("dump", "Print the workload as lines of <topic index> <key> <value>");
+  dump->add_option("--visitors", w.visitors);
+  dump->add_option("--seed", w.seed);
+
   auto* wait = app.add_subcommand("wait", "Wait for a processor to process N records");
   std::uint16_t port = 0;
   std::uint64_t target = 0;
@@ -513,6 +517,14 @@ int main(int argc, char** argv) {
       return run_load(bootstrap, prefix, w, max_records);
     }
     if (consume->parsed()) return run_consume(bootstrap, prefix);
+    if (dump->parsed()) {
+      revtrace::bench::WorkloadStats stats;
+      revtrace::bench::generate(w, [](std::vector<Record>& chunk) {
+        for (const auto& r : chunk) std::cout << r.topic << ' ' << r.key << ' ' << r.value << '\n';
+        return true;
+      }, stats);
+      return 0;
+    }
     if (wait->parsed()) return run_wait(port, target, pid, timeout, lag_zero);
     if (e2e->parsed()) {
       return run_e2e(bootstrap, prefix, port, site, secret, rate, webhooks, webhook_rate, bg_sites);

@@ -9,6 +9,7 @@
 #   --smoke        a small run (minutes) that checks every part works; figures are not the bar's
 #   --build-dir    where revtrace and revtrace_bench are built (default: build-bench, then build)
 #   --out          where the report goes (default: bench-results/<date>); report.txt + report.json
+#   --profile      record the processor's replay with `perf record -g` into <out>/perf.data
 #
 # Starts a broker (deploy/kafka/start.sh) in a temporary directory and stops it on exit. Every
 # server listens on 127.0.0.1; every load is bounded in count and time. See PERFORMANCE.md.
@@ -17,6 +18,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 smoke=0
+profile=0
 visitors=""
 events=""
 build=""
@@ -28,6 +30,7 @@ while (($#)); do
     --events) events=$2; shift 2 ;;
     --build-dir) build=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
+    --profile) profile=1; shift ;;
     -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -58,6 +61,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap "exit 143" INT TERM
 log() { echo "bench: $*" >&2; }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -90,7 +94,7 @@ secret="whsec_bench_$(date +%s)"
 metrics_port=$(free_port)
 gateway_port=$(free_port)
 cat > "$work/revtrace.toml" <<TOML
-log_level = "warn"
+log_level = "${BENCH_LOG_LEVEL:-warn}"
 [kafka]
 bootstrap = "$bootstrap"
 partitions = 6
@@ -125,8 +129,13 @@ log "raw: $raw_a"
 log "revtrace processor over the same topics until it processed all $records_a records"
 "$revtrace" processor >"$work/processor-a.log" 2>&1 &
 ppid=$!; pids+=("$ppid")
+if ((profile)); then
+  perf record -F 499 -g -p "$ppid" -o "$out/perf.data" >"$work/perf.log" 2>&1 &
+  perfpid=$!
+fi
 proc_a=$("$tool" wait --metrics-port "$metrics_port" --records "$records_a" --pid "$ppid" --timeout 3600)
 log "processor: $proc_a"
+if ((profile)); then kill -INT "$perfpid"; wait "$perfpid" || true; log "profile: perf report -i $out/perf.data"; fi
 kill -TERM "$ppid"; wait_exit "$ppid" 60
 "$tool" compact --dir "$work/state" >"$work/compact-a.json"
 state_bytes_a=$(du -sb "$work/state" | cut -f1)

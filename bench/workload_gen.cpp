@@ -76,9 +76,9 @@ std::string checkout_session(const std::string& n, std::int64_t amount, const st
   return R"({"id":"cs_)" + n + R"(","object":"checkout.session","amount_subtotal":)" +
          std::to_string(amount) + R"(,"amount_total":)" + std::to_string(amount) +
          R"(,"currency":"usd","payment_status":"paid","status":"complete","mode":")" + mode +
-         R"(","livemode":true,"client_reference_id":null,"customer":")" +
-         (subscription.empty() ? std::string("null") : "cus_" + n) +
-         R"(","customer_details":{"email":"buyer)" + n + R"(@example.com","name":"Buyer"},"payment_intent":)" +
+         R"(","livemode":true,"client_reference_id":null,"customer":)" +
+         (subscription.empty() ? std::string("null") : "\"cus_" + n + "\"") +
+         R"(,"customer_details":{"email":"buyer)" + n + R"(@example.com","name":"Buyer"},"payment_intent":)" +
          (subscription.empty() ? "\"pi_" + n + "\"" : std::string("null")) +
          R"(,"invoice":)" + (subscription.empty() ? std::string("null") : "\"in_" + n + "_1\"") +
          R"(,"subscription":)" + (subscription.empty() ? std::string("null") : "\"" + subscription + "\"") +
