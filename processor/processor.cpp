@@ -133,18 +133,65 @@ struct Processor::Impl {
       rd_kafka_assign(rk, nullptr);
       assignment.clear();
       progress.clear();
+      unsettled.clear();
       catch_up.clear();
       end_of.clear();
       paused.clear();
       engines.clear();
       return;
     }
-    if (auto e = rd_kafka_committed(rk, parts, 30000)) {
-      spdlog::error("processor: reading committed offsets failed: {}", rd_kafka_err2str(e));
+    std::string why;
+    const bool known = read_committed(rk, parts, 10000, why);
+    std::lock_guard lock(assignment_mutex);
+    if (!known) {
+      // A dead instance's transaction that carried offsets stays open until the broker aborts it
+      // (transaction.timeout.ms): until then the group's offsets of its partitions are unstable
+      // and cannot be read. Guessing them would re-emit or skip output, so the partitions are
+      // held (assigned, paused) and settled from the processing loop once they can be read.
+      spdlog::warn("processor: the group's committed offsets cannot be read yet ({}): holding {} "
+                   "partitions until they can", why, parts->cnt);
+      for (int i = 0; i < parts->cnt; ++i) {
+        auto& tp = parts->elems[i];
+        const TopicPartition key{tp.topic, tp.partition};
+        tp.offset = state->offset(key).value_or(0);
+        assignment.insert(key);
+        progress[key] = tp.offset;
+        unsettled.insert(key);
+      }
+      rd_kafka_assign(rk, parts);
+      rd_kafka_pause_partitions(rk, parts);
+      return;
     }
+    settle(parts);
+    rd_kafka_assign(rk, parts);
+    // While a partition number is catching up in one topic, hold its other topics back, so live
+    // output is only computed on complete state.
+    for (auto& [tp, target] : catch_up) pause_group_except_catching_up(tp.partition);
+  }
+
+  // Reads the group's committed offsets of `parts` into their offset fields; false (with the
+  // reason) when the call or any partition failed.
+  static bool read_committed(rd_kafka_t* rk, rd_kafka_topic_partition_list_t* parts,
+                             int timeout_ms, std::string& why) {
+    if (auto e = rd_kafka_committed(rk, parts, timeout_ms)) {
+      why = rd_kafka_err2str(e);
+      return false;
+    }
+    for (int i = 0; i < parts->cnt; ++i) {
+      if (parts->elems[i].err) {
+        why = rd_kafka_err2str(parts->elems[i].err);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // Brings each partition number's local state in line with the committed offsets held in
+  // `parts` (see processor/RECOVERY.md) and sets each partition's offset field to where fetching
+  // must start. The caller holds assignment_mutex.
+  void settle(rd_kafka_topic_partition_list_t* parts) {
     std::map<std::int32_t, std::vector<rd_kafka_topic_partition_t*>> by_partition;
     for (int i = 0; i < parts->cnt; ++i) by_partition[parts->elems[i].partition].push_back(&parts->elems[i]);
-    std::lock_guard lock(assignment_mutex);
     for (auto& [p, tps] : by_partition) {
       bool ahead = false;
       for (auto* tp : tps) {
@@ -175,10 +222,30 @@ struct Processor::Impl {
         spdlog::info("processor: partition {}: state is current", p);
       }
     }
-    rd_kafka_assign(rk, parts);
-    // While a partition number is catching up in one topic, hold its other topics back, so live
-    // output is only computed on complete state.
+  }
+
+  // Held partitions (see rebalance): once their committed offsets can be read, settle them,
+  // move them to where fetching must start, and let them go.
+  void settle_held() {
+    if (unsettled.empty()) return;
+    kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(unsettled.size())));
+    for (const auto& tp : unsettled) {
+      rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition);
+    }
+    std::string why;
+    if (!read_committed(consumer.get(), list.get(), 2000, why)) return;
+    {
+      std::lock_guard lock(assignment_mutex);
+      settle(list.get());
+    }
+    unsettled.clear();
+    if (auto* e = rd_kafka_seek_partitions(consumer.get(), list.get(), 10000)) {
+      spdlog::error("processor: positioning held partitions failed: {}", rd_kafka_error_string(e));
+      rd_kafka_error_destroy(e);
+    }
+    rd_kafka_resume_partitions(consumer.get(), list.get());
     for (auto& [tp, target] : catch_up) pause_group_except_catching_up(tp.partition);
+    spdlog::info("processor: committed offsets readable: {} held partitions settled", list->cnt);
   }
 
   void pause_group_except_catching_up(std::int32_t partition) {
@@ -259,7 +326,10 @@ struct Processor::Impl {
                           {"acks", "all"},
                           {"linger.ms", "5"},
                           {"compression.type", "lz4"},
-                          {"transaction.timeout.ms", "60000"}}));
+                          // A dead instance's open transaction holds its partitions' offsets
+                          // (and read_committed output) until the broker aborts it: keep it
+                          // short; a batch's transaction lasts well under a second.
+                          {"transaction.timeout.ms", "20000"}}));
     for (;;) {
       const auto status = kafka::classify(rd_kafka_init_transactions(producer.get(), 60000));
       if (status.ok()) break;
@@ -482,6 +552,7 @@ struct Processor::Impl {
     std::vector<kafka::MessagePtr> batch;
     while (!stopping.load()) {
       batch.clear();
+      settle_held();
       rebalanced = false;
       const auto deadline = std::chrono::steady_clock::now() +
                             std::chrono::milliseconds(config.processor.transaction_interval_ms);
@@ -498,6 +569,7 @@ struct Processor::Impl {
         }
         if (!m) {
           if (batch.empty() && !stopping.load()) {
+            settle_held();
             finish_catch_up();
             record_progress({});
             continue;
@@ -610,6 +682,7 @@ struct Processor::Impl {
   std::map<TopicPartition, std::int64_t> end_of;    // last end-of-partition offset seen
   std::map<TopicPartition, std::int64_t> eof_pending;  // ends seen, not yet counted as progress
   std::map<TopicPartition, std::int64_t> progress;     // processed position (guarded by the mutex)
+  std::set<TopicPartition> unsettled;  // assigned, held paused until committed offsets are readable
   std::set<TopicPartition> paused;
   bool rebalanced = false;
   kafka::HandlePtr consumer;
