@@ -104,19 +104,39 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->header_limit(16 * 1024);
     parser_->body_limit(boost::none);
-    stream_.expires_after(server_.options_.header_timeout);
+    arm_read_deadline(server_.options_.header_timeout);
     bhttp::async_read_header(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
   }
 
+  // Read deadlines use a timer of their own that cancels the pending read: tcp_stream's own
+  // expiry closes the socket, and then a slow client could not be told 408.
+  void arm_read_deadline(std::chrono::milliseconds timeout) {
+    timed_out_ = false;
+    stream_.expires_never();
+    read_timer_.expires_after(timeout);
+    read_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec) return;
+      self->timed_out_ = true;
+      beast::error_code ignored;
+      self->stream_.socket().cancel(ignored);
+    });
+  }
+  beast::error_code read_outcome(beast::error_code ec) {
+    read_timer_.cancel();
+    if (timed_out_ && ec == net::error::operation_aborted) return beast::error::timeout;
+    return ec;
+  }
+
   void on_header(beast::error_code ec) {
+    ec = read_outcome(ec);
     if (ec == bhttp::error::end_of_stream || ec == net::error::eof ||
         ec == net::error::connection_reset || ec == net::error::operation_aborted) {
       return close();
     }
     if (ec == beast::error::timeout) {
-      if (buffer_.size() == 0) return close();  // an idle keep-alive connection
+      if (buffer_.size() == 0 && !parser_->got_some()) return close();  // an idle keep-alive connection
       return refuse(json_error(Status::request_timeout, "request_timeout",
                                "request header not received in time", 11, false));
     }
@@ -136,13 +156,14 @@ class Session : public std::enable_shared_from_this<Session> {
                                false));
     }
     parser_->body_limit(limit);
-    stream_.expires_after(server_.options_.body_timeout);
+    arm_read_deadline(server_.options_.body_timeout);
     bhttp::async_read(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_body(ec); });
   }
 
   void on_body(beast::error_code ec) {
+    ec = read_outcome(ec);
     if (ec == beast::error::timeout) {
       return refuse(json_error(Status::request_timeout, "request_timeout",
                                "request body not received in time", 11, false));
@@ -206,6 +227,8 @@ class Session : public std::enable_shared_from_this<Session> {
   bool keep_alive_ = true;
   unsigned version_ = 11;
   net::ip::address peer_;
+  net::steady_timer read_timer_{stream_.get_executor()};
+  bool timed_out_ = false;
 };
 
 Server::Server(ServerOptions options, Handler handler)
