@@ -13,7 +13,8 @@ free_port() {
 
 kafka_java() {
   local dir=$1; shift
-  java -Xms256m -Xmx512m -XX:+UseG1GC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
+  # KAFKA_EXEC=1 replaces the calling (background) shell, so that `$!` is the JVM's pid.
+  ${KAFKA_EXEC:+exec} java -Xms256m -Xmx512m -XX:+UseG1GC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$dir/log4j2.properties" -Dkafka.logs.dir="$dir" \
     -cp "$KAFKA_LIBS/*" "$@"
 }

@@ -85,7 +85,7 @@ fi
 
 bootstrap=127.0.0.1:$port
 rm -f "$dir/bootstrap"
-kafka_java "$dir" kafka.Kafka "$dir/server.properties" > "$dir/stdout.log" 2>&1 &
+KAFKA_EXEC=1 kafka_java "$dir" kafka.Kafka "$dir/server.properties" > "$dir/stdout.log" 2>&1 &
 pid=$!
 echo "$pid" > "$dir/pid"
 
