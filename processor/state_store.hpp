@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -16,10 +17,42 @@
 
 namespace revtrace::processor {
 
+// A map keyed by std::string that is searched by string_view without building a string.
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+template <typename V>
+using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
+
 struct TopicPartition {
   std::string topic;
   std::int32_t partition = 0;
   auto operator<=>(const TopicPartition&) const = default;
+};
+
+// Committed state values recently read or written, present and absent ones, so that the hot path
+// (the same visitors and payments again and again) rarely reaches RocksDB, whose memtable search
+// dominated the replay profile (PERFORMANCE.md). Write-through: the database stays the truth, the
+// cache only mirrors what was committed to it. Two generations bound its memory: when the current
+// one reaches half the budget it becomes the old one and the previous old one is dropped; a hit in
+// the old generation moves the entry back to the current one.
+class ReadCache {
+ public:
+  explicit ReadCache(std::size_t budget_bytes) : half_budget_(budget_bytes / 2) {}
+  // nullptr: unknown; otherwise the cached value (nullopt: known to be absent).
+  [[nodiscard]] const std::optional<std::string>* find(std::string_view key);
+  void store(std::string_view key, std::optional<std::string> value);
+  void clear();
+
+ private:
+  static std::size_t cost(std::string_view key, const std::optional<std::string>& value) {
+    return key.size() + (value ? value->size() : 0) + 96;  // + node, hash and string headers
+  }
+  std::size_t half_budget_;
+  std::size_t current_bytes_ = 0;
+  StringMap<std::optional<std::string>> current_;
+  StringMap<std::optional<std::string>> old_;
 };
 
 class RocksState {
@@ -32,11 +65,20 @@ class RocksState {
   [[nodiscard]] std::optional<std::int64_t> offset(const TopicPartition& tp) const;
   // State keys (without the store's internal prefix) in [begin, end), ascending.
   [[nodiscard]] std::vector<std::string> keys(std::string_view begin, std::string_view end) const;
+  // Writes state changes (nullopt = erase) and offsets in one atomic, synced batch.
+  void write(const StringMap<std::optional<std::string>>& changes,
+             const std::map<TopicPartition, std::int64_t>& offsets);
+  // Deletes the state keys in [begin, end) and the given offsets in one synced batch.
+  void erase_range(std::string_view begin, std::string_view end,
+                   const std::vector<TopicPartition>& offsets);
+  // Direct access for reading properties. Writes must go through write() / erase_range(), which
+  // keep the read cache in line with the database.
   [[nodiscard]] rocksdb::DB& db() noexcept { return *db_; }
   [[nodiscard]] std::uint64_t approximate_size() const;
 
  private:
   std::unique_ptr<rocksdb::DB> db_;
+  mutable ReadCache cache_;
 };
 
 // A write-buffering view over RocksState: reads see the batch's own writes first. Keys are the
@@ -57,7 +99,7 @@ class StagedStore {
 
  private:
   RocksState& base_;
-  std::unordered_map<std::string, std::optional<std::string>> pending_;
+  StringMap<std::optional<std::string>> pending_;
   std::map<TopicPartition, std::int64_t> offsets_;
 };
 
