@@ -23,17 +23,7 @@ std::int64_t now_ms() {
 
 stripe_api::ClientOptions stripe_client_options(const common::SiteConfig& site,
                                                 const std::string& key) {
-  stripe_api::ClientOptions o;
-  o.base_url = site.stripe_api_base;
-  o.api_key = key;
-  if (const char* t = std::getenv("REVTRACE_STRIPE_TIMEOUT_MS"); t != nullptr && *t != '\0') {
-    o.timeout = std::chrono::milliseconds(std::stoll(t));
-  }
-  if (const char* b = std::getenv("REVTRACE_STRIPE_BACKOFF_MS"); b != nullptr && *b != '\0') {
-    o.initial_backoff = std::chrono::milliseconds(std::stoll(b));
-    o.max_backoff = o.initial_backoff * 16;
-  }
-  return o;
+  return stripe_api::client_options(site.stripe_api_base, key);
 }
 
 int run_payment_link_create(const common::Config& config, const PaymentLinkOptions& options) {

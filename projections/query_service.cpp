@@ -18,6 +18,7 @@
 #include "common/kafka.hpp"
 #include "common/topics.hpp"
 #include "projections/ad_spend.hpp"
+#include "projections/payment_links_routes.hpp"
 #include "projections/read_model.hpp"
 
 namespace revtrace::projections {
@@ -404,6 +405,15 @@ struct QueryService::Impl {
            if (auto err = no_parameters(c.params)) return r(std::move(*err));
            s.put_ad_spend(c.req, c.site, std::move(r));
          }},
+        // Payment Links (issue 8): projections/payment_links_routes.cpp.
+        {verb::post, "/payment-links",
+         [](Impl& s, const RouteContext& c, http::Responder r) {
+           s.payment_links->create(c.req, c.site, c.params, std::move(r));
+         }},
+        {verb::get, "/payment-links",
+         [](Impl& s, const RouteContext& c, http::Responder r) {
+           s.payment_links->list(c.site, c.params, std::move(r));
+         }},
     };
     return table;
   }
@@ -585,6 +595,7 @@ struct QueryService::Impl {
   std::unique_ptr<ReadModels> models_;
   kafka::HandlePtr consumer;
   std::unique_ptr<kafka::Producer> producer;
+  std::unique_ptr<PaymentLinksRoutes> payment_links;  // uses `producer`
   std::unique_ptr<http::Server> server;
   std::atomic<bool> stopping{false};
   std::atomic<bool> caught_up{false};
@@ -634,6 +645,8 @@ void QueryService::start() {
                                                               {"auto.offset.reset", "earliest"}}));
   rd_kafka_poll_set_consumer(impl.consumer.get());
   impl.producer = std::make_unique<kafka::Producer>(impl.config.kafka);
+  impl.payment_links =
+      std::make_unique<PaymentLinksRoutes>(impl.config, *impl.producer, impl.metrics);
   const auto ep = common::parse_endpoint(impl.config.query.listen, "query.listen");
   http::ServerOptions opts;
   opts.host = ep.host;
@@ -656,6 +669,7 @@ void QueryService::stop() {
   if (!impl_ || impl_->stopping.exchange(true)) return;
   if (impl_->server) impl_->server->stop(2s);
   if (impl_->worker.joinable()) impl_->worker.join();
+  if (impl_->payment_links) impl_->payment_links->stop();
   if (impl_->consumer) rd_kafka_consumer_close(impl_->consumer.get());
   if (impl_->producer) (void)impl_->producer->flush(5s);
 }

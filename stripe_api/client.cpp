@@ -12,6 +12,9 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <algorithm>
+#include <charconv>
+#include <cstdlib>
+#include <optional>
 #include <random>
 #include <stdexcept>
 #include <thread>
@@ -106,6 +109,30 @@ std::chrono::milliseconds retry_delay(const ClientOptions& o, int retry,
   jitter = std::clamp(jitter, 0.0, 1.0);
   return std::chrono::milliseconds(
       static_cast<std::int64_t>(static_cast<double>(wait.count()) * (0.5 + 0.5 * jitter)));
+}
+
+namespace {
+std::optional<std::chrono::milliseconds> env_milliseconds(const char* name) {
+  const char* text = std::getenv(name);
+  if (text == nullptr || *text == '\0') return std::nullopt;
+  std::int64_t n = 0;
+  const std::string_view v(text);
+  auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (ec != std::errc{} || ptr != v.data() + v.size() || n < 0) return std::nullopt;
+  return std::chrono::milliseconds(n);
+}
+}  // namespace
+
+ClientOptions client_options(std::string base_url, std::string api_key) {
+  ClientOptions o;
+  o.base_url = std::move(base_url);
+  o.api_key = std::move(api_key);
+  if (auto t = env_milliseconds("REVTRACE_STRIPE_TIMEOUT_MS")) o.timeout = *t;
+  if (auto b = env_milliseconds("REVTRACE_STRIPE_BACKOFF_MS")) {
+    o.initial_backoff = *b;
+    o.max_backoff = *b * 16;
+  }
+  return o;
 }
 
 std::string random_idempotency_key() {

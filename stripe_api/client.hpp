@@ -125,6 +125,12 @@ class StripeClient {
   std::function<void(std::chrono::milliseconds)> sleeper_;
 };
 
+// Options for `base_url` and `api_key` with the environment's overrides, shared by the commands
+// and the query server: REVTRACE_STRIPE_TIMEOUT_MS (per-attempt deadline) and
+// REVTRACE_STRIPE_BACKOFF_MS (first back-off; the cap is 16 times it). Unparsable values are
+// ignored.
+[[nodiscard]] ClientOptions client_options(std::string base_url, std::string api_key);
+
 // A random idempotency key ("rt-" + 32 hex digits).
 [[nodiscard]] std::string random_idempotency_key();
 

@@ -84,24 +84,29 @@ PreparedLink prepare_payment_link(const PaymentLinkSpec& spec, std::string_view 
   const auto check = check_amount(spec.amount, spec.currency);
   if (!check.ok()) {
     p.error = check.error;
+    p.param = is_iso4217(spec.currency) ? "amount" : "currency";
     return p;
   }
   p.currency = check.currency;
   if (spec.site_id.empty()) {
     p.error = "site is required";
+    p.param = "site";
     return p;
   }
   if (spec.product.empty() || spec.product.size() > 250) {
     p.error = "product: a name of 1 to 250 characters is required";
+    p.param = "product";
     return p;
   }
   if (spec.quantity < 1 || spec.quantity > 999) {
     p.error = "quantity must be in 1..999";
+    p.param = "quantity";
     return p;
   }
   if (!spec.interval.empty() && spec.interval != "day" && spec.interval != "week" &&
       spec.interval != "month" && spec.interval != "year") {
     p.error = "interval must be day, week, month or year (or absent for a one-off price)";
+    p.param = "interval";
     return p;
   }
   std::string email;
@@ -109,12 +114,15 @@ PreparedLink prepare_payment_link(const PaymentLinkSpec& spec, std::string_view 
     email = normalised_email(spec.customer_email);
     if (!plausible_email(email)) {
       p.error = "customer email '" + spec.customer_email + "' is not an email address";
+      p.param = "customer_email";
       return p;
     }
   }
-  for (const auto* v : {&spec.campaign, &spec.source, &spec.medium}) {
+  for (const auto& [name, v] : {std::pair{"campaign", &spec.campaign},
+                                std::pair{"source", &spec.source}, std::pair{"medium", &spec.medium}}) {
     if (v->size() > 500) {
       p.error = "campaign, source and medium are at most 500 characters (Stripe metadata values)";
+      p.param = name;
       return p;
     }
   }
@@ -122,6 +130,7 @@ PreparedLink prepare_payment_link(const PaymentLinkSpec& spec, std::string_view 
     auto url = with_session_id_placeholder(spec.redirect_url);
     if (!url) {
       p.error = "redirect URL '" + spec.redirect_url + "' is not an absolute http(s) URL";
+      p.param = "redirect_url";
       return p;
     }
     p.redirect_url = std::move(*url);

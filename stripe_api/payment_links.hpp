@@ -37,6 +37,9 @@ struct PreparedLink {
   std::string currency;     // normalised
   std::string redirect_url; // as sent, placeholder included
   std::string error;        // non-empty: the spec is invalid (nothing to send)
+  std::string param;        // with an error: the parameter at fault (amount, currency, product,
+                            // quantity, interval, campaign, source, medium, customer_email,
+                            // redirect_url, site), as the query API names it in its 400
   [[nodiscard]] bool ok() const noexcept { return error.empty(); }
 };
 
