@@ -2,12 +2,13 @@
 # Gateway throughput against nginx, on loopback, in one run (a benchmark, not a test).
 #
 #   bench/gateway_bench.sh [--build-dir DIR] [--duration S] [--connections N] [--wrk-threads N]
-#                          [--json FILE]
+#                          [--json FILE] [--perf FILE]
 #
 # Starts a real Kafka broker (deploy/kafka/start.sh in a temp dir), creates revtrace's topics,
 # starts `revtrace gateway` and nginx (its own minimal config: `return 204;`), then drives each
 # with wrk (keep-alive, POST /v1/events with a typical pageview). Prints both request rates, their
 # ratio and the gateway's p99 latency, and one JSON line (also appended to --json FILE).
+# --perf FILE records a perf profile (perf record -g) of the gateway during its run.
 # The bar (issue 3): the gateway serves at least half of nginx's rate.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,6 +17,7 @@ duration=15
 connections=64
 wrk_threads=2
 json_file=""
+perf_file=""
 while (($#)); do
   case $1 in
     --build-dir) build_dir=$2; shift 2 ;;
@@ -23,6 +25,7 @@ while (($#)); do
     --connections) connections=$2; shift 2 ;;
     --wrk-threads) wrk_threads=$2; shift 2 ;;
     --json) json_file=$2; shift 2 ;;
+    --perf) perf_file=$2; shift 2 ;;
     *) echo "usage: $0 [--build-dir DIR] [--duration S] [--connections N] [--wrk-threads N] [--json FILE]" >&2; exit 2 ;;
   esac
 done
@@ -124,7 +127,13 @@ run_wrk() {  # url -> "rate p99_ms non2xx"
 echo "gateway_bench: nginx (return 204), $connections connections, ${duration}s" >&2
 read -r nginx_rate nginx_p99 _ < <(run_wrk "http://127.0.0.1:$nginx_port/v1/events")
 echo "gateway_bench: revtrace gateway (POST /v1/events -> Kafka), $connections connections, ${duration}s" >&2
+perf_pid=""
+if [[ -n "$perf_file" ]]; then
+  perf record -g -p "$gateway_pid" -o "$perf_file" -- sleep "$duration" >/dev/null 2>&1 &
+  perf_pid=$!
+fi
 read -r gw_rate gw_p99 gw_non2xx < <(run_wrk "http://127.0.0.1:$gw_port/v1/events")
+[[ -n "$perf_pid" ]] && wait "$perf_pid" || true
 
 accepted=$(curl -fsS "http://127.0.0.1:$gw_port/metrics" | awk '$1 == "revtrace_gateway_events_accepted_total" {print $2}')
 ratio=$(awk -v a="$gw_rate" -v b="$nginx_rate" 'BEGIN {printf "%.2f", a / b}')

@@ -63,6 +63,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   ~Session() { server_.connections_.fetch_sub(1); }
 
+  [[nodiscard]] auto executor() { return stream_.get_executor(); }
+
   void start() {
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read_header(); });
   }
@@ -190,7 +192,8 @@ class Session : public std::enable_shared_from_this<Session> {
     Responder respond([self, answered](Response&& res) {
       if (answered->exchange(true)) return;
       auto owned = std::make_shared<Response>(std::move(res));
-      net::post(self->stream_.get_executor(), [self, owned] { self->write(owned); });
+      // Inline when answered on the connection's own thread (the usual case), queued otherwise.
+      net::dispatch(self->stream_.get_executor(), [self, owned] { self->write(owned); });
     });
     try {
       server_.handler_(std::move(req), peer_, respond);
@@ -254,14 +257,20 @@ void Server::start() {
   }
   acceptor_.listen(net::socket_base::max_listen_connections);
   bound_port_ = acceptor_.local_endpoint().port();
-  accept();
   int n = options_.threads > 0 ? options_.threads
                                : static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+  guards_.push_back(net::make_work_guard(ioc_));
+  for (int i = 1; i < n; ++i) {
+    workers_.push_back(std::make_unique<net::io_context>(1));
+    guards_.push_back(net::make_work_guard(*workers_.back()));
+  }
+  accept();
   for (int i = 0; i < n; ++i) {
-    threads_.emplace_back([this] {
+    net::io_context& ioc = i == 0 ? ioc_ : *workers_[static_cast<std::size_t>(i - 1)];
+    threads_.emplace_back([&ioc] {
       for (;;) {
         try {
-          ioc_.run();
+          ioc.run();
           return;
         } catch (const std::exception& e) {
           spdlog::error("http: io thread caught: {}", e.what());
@@ -271,16 +280,23 @@ void Server::start() {
   }
 }
 
+net::io_context& Server::next_context() noexcept {
+  const std::size_t i = next_.fetch_add(1, std::memory_order_relaxed) % (workers_.size() + 1);
+  return i == 0 ? ioc_ : *workers_[i - 1];
+}
+
 void Server::accept() {
-  acceptor_.async_accept(net::make_strand(ioc_), [this](beast::error_code ec, tcp::socket socket) {
+  acceptor_.async_accept(next_context(), [this](beast::error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted || stopping_.load()) return;
     if (!ec) {
       socket.set_option(tcp::no_delay(true), ec);
       const std::size_t now = connections_.fetch_add(1) + 1;
       auto session = std::make_shared<Session>(std::move(socket), *this);
       if (now > options_.max_connections) {
-        session->refuse(json_error(Status::service_unavailable, "too_many_connections",
-                                   "the server has reached its connection limit", 11, false));
+        net::dispatch(session->executor(), [session] {
+          session->refuse(json_error(Status::service_unavailable, "too_many_connections",
+                                     "the server has reached its connection limit", 11, false));
+        });
       } else {
         session->start();
       }
@@ -300,7 +316,9 @@ void Server::stop(std::chrono::milliseconds drain) {
   while (in_flight_.load() > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+  guards_.clear();
   ioc_.stop();
+  for (auto& w : workers_) w->stop();
   for (auto& t : threads_) {
     if (t.joinable()) t.join();
   }

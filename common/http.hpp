@@ -1,6 +1,8 @@
 #pragma once
 // HTTP/1.1 server plumbing shared by the gateway, the query server and the processor's metrics
-// endpoint (Boost.Beast on an io_context with one thread per core by default).
+// endpoint (Boost.Beast; one thread per core by default, each running its own io_context: a
+// connection stays on the thread that accepted it, so no strands and no cross-thread wake-ups on
+// the hot path).
 //
 // Contract:
 // - The handler is called once per request on an io_context thread and must not block; it answers
@@ -83,6 +85,7 @@ class Server {
   void stop(std::chrono::milliseconds drain = std::chrono::milliseconds(10000));
   [[nodiscard]] std::size_t in_flight() const noexcept { return in_flight_.load(); }
   [[nodiscard]] std::size_t connections() const noexcept { return connections_.load(); }
+  // The first io_context (the acceptor's); timers of handlers may use it.
   [[nodiscard]] boost::asio::io_context& context() noexcept { return ioc_; }
 
  private:
@@ -91,7 +94,12 @@ class Server {
 
   ServerOptions options_;
   PeerHandler handler_;
-  boost::asio::io_context ioc_;
+  boost::asio::io_context& next_context() noexcept;
+
+  boost::asio::io_context ioc_{1};  // concurrency hint: run by one thread
+  std::vector<std::unique_ptr<boost::asio::io_context>> workers_;  // of the other threads
+  std::vector<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> guards_;
+  std::atomic<std::size_t> next_{0};
   boost::asio::ip::tcp::acceptor acceptor_;
   std::vector<std::thread> threads_;
   std::atomic<std::size_t> connections_{0};

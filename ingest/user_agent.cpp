@@ -1,6 +1,8 @@
 #include "ingest/user_agent.hpp"
 
 #include <algorithm>
+#include <array>
+#include <string>
 #include <cctype>
 
 namespace revtrace::ingest {
@@ -8,19 +10,18 @@ namespace {
 
 bool has(std::string_view s, std::string_view needle) { return s.find(needle) != std::string_view::npos; }
 
-bool has_ci(std::string_view s, std::string_view needle) {
-  return std::search(s.begin(), s.end(), needle.begin(), needle.end(), [](char a, char b) {
-           return std::tolower(static_cast<unsigned char>(a)) == b;
-         }) != s.end();
-}
-
-}  // namespace
-
-Device parse_user_agent(std::string_view ua) {
+Device classify(std::string_view ua) {
   Device d;
   if (ua.empty()) return d;
-  if (has_ci(ua, "bot") || has_ci(ua, "crawler") || has_ci(ua, "spider") || has_ci(ua, "headlesschrome") ||
-      has_ci(ua, "lighthouse")) {
+  // Case-insensitive rules on one ASCII-lowered copy (per-character tolower was a hot spot).
+  thread_local std::string lowered;
+  lowered.assign(ua);
+  for (char& c : lowered) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  const std::string_view lower = lowered;
+  if (has(lower, "bot") || has(lower, "crawler") || has(lower, "spider") || has(lower, "headlesschrome") ||
+      has(lower, "lighthouse")) {
     d.device_class = "bot";
   }
   if (has(ua, "Edg/") || has(ua, "EdgA/") || has(ua, "EdgiOS/")) {
@@ -67,6 +68,26 @@ Device parse_user_agent(std::string_view ua) {
     }
   }
   return d;
+}
+
+}  // namespace
+
+Device parse_user_agent(std::string_view ua) {
+  // Visitors send the same User-Agent on every request: remember the last few per thread.
+  struct Entry {
+    std::string ua;
+    Device device;
+  };
+  thread_local std::array<Entry, 8> cache{};
+  thread_local std::size_t next = 0;
+  if (ua.empty() || ua.size() > 512) return classify(ua);
+  for (const auto& e : cache) {
+    if (e.ua == ua) return e.device;
+  }
+  Entry& slot = cache[next++ % cache.size()];
+  slot.ua.assign(ua);
+  slot.device = classify(ua);
+  return slot.device;
 }
 
 }  // namespace revtrace::ingest
