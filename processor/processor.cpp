@@ -347,6 +347,9 @@ struct Processor::Impl {
     }
     metrics.gauge_fn("revtrace_processor_state_bytes", "Approximate RocksDB state size.", "",
                      [this] { return static_cast<double>(state->approximate_size()); });
+    metrics.gauge_fn("revtrace_processor_records_per_second",
+                     "Input records processed per second (live and rebuild), over the last second "
+                     "or more.", "", [this] { return records_per_second.load(); });
   }
 
   void produce(std::string_view topic, std::string_view key, std::string_view value,
@@ -553,6 +556,7 @@ struct Processor::Impl {
     while (!stopping.load()) {
       batch.clear();
       settle_held();
+      sample_rate();
       rebalanced = false;
       const auto deadline = std::chrono::steady_clock::now() +
                             std::chrono::milliseconds(config.processor.transaction_interval_ms);
@@ -570,6 +574,7 @@ struct Processor::Impl {
         if (!m) {
           if (batch.empty() && !stopping.load()) {
             settle_held();
+            sample_rate();
             finish_catch_up();
             record_progress({});
             continue;
@@ -601,6 +606,17 @@ struct Processor::Impl {
         return;
       }
     }
+  }
+
+  // Records per second since the previous sample, sampled at most once a second.
+  void sample_rate() {
+    const auto now = std::chrono::steady_clock::now();
+    const double elapsed = std::chrono::duration<double>(now - rate_sampled_at).count();
+    if (elapsed < 1.0) return;
+    const auto total = records_in.value() + replayed.value();
+    records_per_second.store(static_cast<double>(total - rate_sampled_total) / elapsed);
+    rate_sampled_total = total;
+    rate_sampled_at = now;
   }
 
   // The processed position of every assigned partition, which the lag metric reports against:
@@ -682,6 +698,9 @@ struct Processor::Impl {
   std::map<TopicPartition, std::int64_t> end_of;    // last end-of-partition offset seen
   std::map<TopicPartition, std::int64_t> eof_pending;  // ends seen, not yet counted as progress
   std::map<TopicPartition, std::int64_t> progress;     // processed position (guarded by the mutex)
+  std::atomic<double> records_per_second{0};
+  std::chrono::steady_clock::time_point rate_sampled_at = std::chrono::steady_clock::now();
+  std::uint64_t rate_sampled_total = 0;
   std::set<TopicPartition> unsettled;  // assigned, held paused until committed offsets are readable
   std::set<TopicPartition> paused;
   bool rebalanced = false;
