@@ -965,22 +965,6 @@ std::string write_config(const std::string& dir, const std::vector<Site>& sites,
   return path;
 }
 
-// Sum of consumer lag and number of partitions reported by the processor's /metrics.
-std::pair<std::int64_t, int> lag(std::uint16_t port) {
-  const auto r = http_request(port, "GET", "/metrics");
-  if (r.status != 200) return {-1, 0};
-  std::int64_t sum = 0;
-  int partitions = 0;
-  std::istringstream in(r.body);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.starts_with("revtrace_processor_consumer_lag{")) continue;
-    sum += std::stoll(line.substr(line.rfind(' ') + 1));
-    ++partitions;
-  }
-  return {sum, partitions};
-}
-
 struct Latest {
   std::map<std::string, std::string> values;  // key -> value of the highest (generation, revision)
   std::vector<std::string> conflicts;         // one (key, generation, revision), two contents
@@ -1141,7 +1125,7 @@ TEST_CASE("journeys: generated visitor journeys on three sites through the gatew
   int calm = 0;
   std::pair<std::int64_t, int> last_lag;
   const bool idle = wait_until(300s, [&] {
-    last_lag = lag(metrics_port);
+    last_lag = processor_lag(metrics_port);
     calm = (last_lag.first == 0 && last_lag.second == 18) ? calm + 1 : 0;
     return calm >= 3;
   }, 500ms);

@@ -67,22 +67,6 @@ void produce_range(const Deployment& d, const Workload& w, std::size_t from, std
   for (auto& [topic, records] : by_topic) produce(d.bootstrap, topic, records);
 }
 
-// Sum of consumer lag and number of partitions reported by one processor's /metrics.
-std::pair<std::int64_t, int> lag(std::uint16_t port) {
-  const auto r = http_request(port, "GET", "/metrics");
-  if (r.status != 200) return {-1, 0};
-  std::int64_t sum = 0;
-  int partitions = 0;
-  std::istringstream in(r.body);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.starts_with("revtrace_processor_consumer_lag{")) continue;
-    sum += std::stoll(line.substr(line.rfind(' ') + 1));
-    ++partitions;
-  }
-  return {sum, partitions};
-}
-
 // Waits until the processors behind `ports` together own all 18 input partitions with no lag,
 // three polls in a row (the last batch's transaction commits within one poll interval).
 bool wait_idle(const std::vector<std::uint16_t>& ports, std::chrono::seconds timeout) {
@@ -91,7 +75,7 @@ bool wait_idle(const std::vector<std::uint16_t>& ports, std::chrono::seconds tim
     std::int64_t total = 0;
     int partitions = 0;
     for (auto p : ports) {
-      auto [sum, n] = lag(p);
+      auto [sum, n] = processor_lag(p);
       if (sum < 0) return (calm = 0), false;
       total += sum;
       partitions += n;

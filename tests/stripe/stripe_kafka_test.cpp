@@ -97,27 +97,11 @@ FakeResponse serve_lists(const FakeRequest& req,
   return fake_json(200, body + "]}");
 }
 
-// Sum of consumer lag and number of partitions reported by a processor's /metrics.
-std::pair<std::int64_t, int> lag(std::uint16_t port) {
-  const auto r = http_request(port, "GET", "/metrics");
-  if (r.status != 200) return {-1, 0};
-  std::int64_t sum = 0;
-  int partitions = 0;
-  std::istringstream in(r.body);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.starts_with("revtrace_processor_consumer_lag{")) continue;
-    sum += std::stoll(line.substr(line.rfind(' ') + 1));
-    ++partitions;
-  }
-  return {sum, partitions};
-}
-
 // The processor owns all 18 input partitions (3 topics x 6) with no lag, three polls in a row.
 bool wait_idle(std::uint16_t port, std::chrono::seconds timeout) {
   int calm = 0;
   return wait_until(timeout, [&] {
-    auto [sum, n] = lag(port);
+    auto [sum, n] = processor_lag(port);
     calm = (sum == 0 && n == 18) ? calm + 1 : 0;
     return calm >= 3;
   }, 500ms);

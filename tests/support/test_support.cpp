@@ -362,4 +362,19 @@ std::string stripe_signature(const std::string& payload, const std::string& secr
   return "t=" + std::to_string(timestamp) + ",v1=" + hex;
 }
 
+std::pair<std::int64_t, int> processor_lag(std::uint16_t port) {
+  const auto r = http_request(port, "GET", "/metrics");
+  if (r.status != 200) return {-1, 0};
+  std::int64_t sum = 0;
+  int partitions = 0;
+  std::istringstream in(r.body);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.starts_with("revtrace_processor_consumer_lag{")) continue;
+    sum += std::stoll(line.substr(line.rfind(' ') + 1));
+    ++partitions;
+  }
+  return {sum, partitions};
+}
+
 }  // namespace revtrace::testing

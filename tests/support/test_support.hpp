@@ -71,6 +71,9 @@ class HttpConnection {
   struct Impl;
   Impl* impl_;
 };
+// Sum of consumer lag and number of partitions that `revtrace processor`'s /metrics on `port`
+// reports ({-1, 0} when it does not answer).
+[[nodiscard]] std::pair<std::int64_t, int> processor_lag(std::uint16_t port);
 // Waits until GET target answers 200.
 bool wait_for_http(std::uint16_t port, const std::string& target, std::chrono::milliseconds timeout);
 
