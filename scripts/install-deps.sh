@@ -34,7 +34,7 @@ for p in "${want[@]}"; do
       npm) command -v npm >/dev/null && continue ;;
       python3) command -v python3 >/dev/null && continue ;;
       maven) command -v mvn >/dev/null && continue ;;
-      golang-go) command -v go >/dev/null && continue ;;
+      golang-go) { command -v go || [[ -x /usr/local/go/bin/go ]]; } >/dev/null && continue ;;
       default-jre-headless) command -v java >/dev/null && continue ;;
     esac
     missing+=("$p")

@@ -14,8 +14,12 @@ if [[ -x $binary && -f $stamp && $(cat "$stamp") == "$version" ]]; then
   echo "$binary"
   exit 0
 fi
-if ! command -v go >/dev/null 2>&1; then
-  for candidate in /usr/local/go/bin/go /usr/lib/go/bin/go; do
+# A toolchain of the machine's own (/usr/local/go) first: Debian 12's golang-go is older than
+# what recent stripe-mock releases need.
+if [[ -x /usr/local/go/bin/go ]]; then
+  PATH=/usr/local/go/bin:$PATH
+elif ! command -v go >/dev/null 2>&1; then
+  for candidate in /usr/lib/go/bin/go; do
     if [[ -x $candidate ]]; then PATH=$(dirname "$candidate"):$PATH; break; fi
   done
 fi
