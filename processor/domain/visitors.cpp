@@ -9,7 +9,19 @@
 namespace revtrace::domain {
 
 namespace {
-constexpr std::uint64_t kFormat = 3;  // 2: + sessions started; 3: + pixel session ids
+// 2: + sessions started; 3: + pixel session ids, recent event ids as 8-byte hashes (a visitor's
+// dedup window is 64 ids: a 64-bit collision there is negligible, and ids are most of its bytes).
+constexpr std::uint64_t kFormat = 3;
+
+// FNV-1a, 64 bits: stable across builds and platforms (the hashes are stored).
+std::uint64_t event_hash(std::string_view id) {
+  std::uint64_t h = 14695981039346656037ULL;
+  for (const unsigned char c : id) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
 }
 
 VisitorTimelines::VisitorTimelines(StateStore& store, std::string site)
@@ -35,7 +47,21 @@ VisitorTimelines::State VisitorTimelines::load(std::string_view visitor) const {
   s.last_seen = r.i64();
   s.started = r.u64();
   const auto n_events = r.count();
-  for (std::uint64_t i = 0; i < n_events && r.ok(); ++i) s.recent_events.push_back(r.str());
+  if (format == 2) {
+    for (std::uint64_t i = 0; i < n_events && r.ok(); ++i) {
+      s.recent_events.push_back(event_hash(r.str()));
+    }
+  } else {
+    const auto blob = r.str();
+    if (blob.size() != n_events * 8) {
+      throw std::runtime_error("revtrace::domain: corrupt visitor state at key " + k);
+    }
+    for (std::uint64_t i = 0; i < n_events; ++i) {
+      std::uint64_t h = 0;
+      for (int b = 7; b >= 0; --b) h = (h << 8) | static_cast<unsigned char>(blob[i * 8 + b]);
+      s.recent_events.push_back(h);
+    }
+  }
   const auto n_sessions = r.count();
   for (std::uint64_t i = 0; i < n_sessions && r.ok(); ++i) s.sessions.push_back(r.touch());
   if (format == 2) {
@@ -56,7 +82,12 @@ void VisitorTimelines::save(std::string_view visitor, const State& s) {
   w.i64(s.last_seen);
   w.u64(s.started);
   w.u64(s.recent_events.size());
-  for (const auto& e : s.recent_events) w.str(e);
+  std::string blob;
+  blob.reserve(s.recent_events.size() * 8);
+  for (auto h : s.recent_events) {
+    for (int b = 0; b < 8; ++b) blob.push_back(static_cast<char>((h >> (8 * b)) & 0xff));
+  }
+  w.str(blob);
   w.u64(s.sessions.size());
   for (const auto& t : s.sessions) w.touch(t);
   w.u64(s.pixel_sessions_complete ? 1 : 0);
@@ -72,12 +103,12 @@ VisitorTimelines::Added VisitorTimelines::add_pageview(std::string_view visitor,
   Added added;
   added.previous_last_seen = s.last_seen;
   if (!event_id.empty()) {
-    if (std::find(s.recent_events.begin(), s.recent_events.end(), event_id) !=
-        s.recent_events.end()) {
+    const auto h = event_hash(event_id);
+    if (std::find(s.recent_events.begin(), s.recent_events.end(), h) != s.recent_events.end()) {
       added.duplicate = true;
       return added;
     }
-    s.recent_events.emplace_back(event_id);
+    s.recent_events.push_back(h);
     if (s.recent_events.size() > kRecentEvents) s.recent_events.erase(s.recent_events.begin());
   }
   if (s.sessions.empty() || starts_new_session(s.last_seen, s.sessions.back(), touch)) {

@@ -70,7 +70,7 @@ class VisitorTimelines {
   struct State {
     Millis last_seen = 0;
     std::uint64_t started = 0;               // sessions ever started (kept or dropped)
-    std::vector<std::string> recent_events;  // oldest first
+    std::vector<std::uint64_t> recent_events;  // FNV-1a hashes of event ids, oldest first
     std::vector<Touch> sessions;             // oldest first
     bool pixel_sessions_complete = true;     // format 2 state: unknown, so false
     std::vector<std::string> pixel_sessions;
