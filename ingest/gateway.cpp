@@ -496,7 +496,7 @@ void Gateway::start() {
   impl.events_producer = std::make_unique<kafka::Producer>(
       impl.config.kafka, std::map<std::string, std::string>{{"queue.buffering.max.messages", queue_limit},
                                                             {"message.timeout.ms", "0"},
-                                                            {"linger.ms", "5"}});
+                                                            {"linger.ms", "20"}});
   // Webhooks: answered only after the broker's acknowledgement, so a record gives up at the
   // deadline and Stripe retries.
   impl.webhook_producer = std::make_unique<kafka::Producer>(
