@@ -479,10 +479,13 @@ struct AttributionEngine::Impl {
   }
 
   // `topic`: 'w' web events (touch time), 'r' redirects (received_at), 's' Stripe (created).
-  void advance_watermark(char topic, Millis t) {
+  // Returns whether the watermark entered a new day (the only moment a sweep can find work).
+  bool advance_watermark(char topic, Millis t) {
     const std::string key = std::string("wm/") + topic;
     const auto current = read_millis(key);
-    if (!current || t > *current) store.put(key, std::to_string(t));
+    if (current && t <= *current) return false;
+    store.put(key, std::to_string(t));
+    return !current || t / kDay > *current / kDay;
   }
 
   // The event time every input topic of this scope has reached: the smallest of their
@@ -593,7 +596,7 @@ Outcome AttributionEngine::Impl::web_event(std::string_view json) {
     const auto added = site.timelines.add_pageview(visitor, event_id, touch);
     if (added.duplicate) return skipped("duplicate web event " + std::string(event_id));
     index_idle(site_id, visitor, added.previous_last_seen, added.last_seen);
-    advance_watermark('w', at);
+    const bool new_day = advance_watermark('w', at);
     std::map<std::string, std::set<std::string>> affected;
     site.link_session(session_id, visitor, affected);
     site.recompute_all(affected);
@@ -609,7 +612,9 @@ Outcome AttributionEngine::Impl::web_event(std::string_view json) {
     Outcome o;
     o.revenue = std::move(site.out);
     o.forced_revisions = site.forced_revisions;
-    o.expired_visitors = sweep_idle_visitors();
+    // Swept when the web watermark enters a new day: the sweep's own check (the smallest
+    // watermark's day) is then read only once a day of web time, not at every pageview.
+    o.expired_visitors = new_day ? sweep_idle_visitors() : 0;
     return o;
   }
   if (type == "identify") {
@@ -671,7 +676,7 @@ Outcome AttributionEngine::Impl::checkout_redirect(std::string_view json) {
                    " is not a cs_ id");
   }
 
-  advance_watermark('r', *received_at);
+  (void)advance_watermark('r', *received_at);
   Site site(*this, settings_for(site_id), std::string(site_id));
   auto visitors = site.redirect_visitors(cs);
   const bool fresh = visitors.emplace(visitor).second;
@@ -728,7 +733,7 @@ Outcome AttributionEngine::Impl::stripe_event(std::string_view json) {
       break;
   }
   StripeEvent& ev = parsed.event;
-  advance_watermark('s', ev.created);
+  (void)advance_watermark('s', ev.created);
   const std::string_view mode = ev.livemode ? "live" : "test";
   // No per-event marker is kept: a redelivered event, or Stripe's "two events for one change",
   // shows an observation the ledger already holds (PaymentFacts::inputs), links the graph already
