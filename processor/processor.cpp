@@ -453,6 +453,7 @@ struct Processor::Impl {
       kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(1));
       rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition)->offset = offset;
       if (paused.insert(tp).second) rd_kafka_pause_partitions(consumer.get(), list.get());
+      eof_pending.erase(tp);  // the rewound records come again, and so does their end
       if (auto* e = rd_kafka_seek_partitions(consumer.get(), list.get(), 10000)) {
         spdlog::error("processor: rewinding {}[{}] failed: {}", tp.topic, tp.partition,
                       rd_kafka_error_string(e));
@@ -581,6 +582,11 @@ struct Processor::Impl {
           }
           break;
         }
+        if (!unsettled.empty() && unsettled.count({rd_kafka_topic_name(m->rkt), m->partition})) {
+          // Fetched in the moment between assigning a held partition and pausing it: it is
+          // fetched again from where settling it positions it.
+          continue;
+        }
         if (m->err) {
           if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             // Every record before this end was delivered (and is in this batch or processed).
@@ -632,7 +638,7 @@ struct Processor::Impl {
     }
     for (auto it = eof_pending.begin(); it != eof_pending.end();) {
       const auto& [tp, end] = *it;
-      if (paused.count(tp) || catch_up.count(tp) || !assignment.count(tp)) {
+      if (paused.count(tp) || unsettled.count(tp) || catch_up.count(tp) || !assignment.count(tp)) {
         ++it;
         continue;
       }
@@ -642,8 +648,13 @@ struct Processor::Impl {
     }
   }
 
-  // Consumer lag per assigned partition: the high watermark (cached from fetches, asked from the
-  // broker when not cached yet) minus the position. No lock is held while asking the broker.
+  // Consumer lag per assigned partition: the partition's end, asked from the broker for all
+  // partitions in one ListOffsets round (an offsets_for_times lookup at the logical end), minus
+  // the processed position. The consumer's cached high watermarks cannot serve: a partition that
+  // is paused (held, or waiting for its group to catch up) fetches nothing, and one assigned
+  // again keeps the watermark cached while it was last owned, so a stale end could equal the
+  // local state's offset and report a lag of 0 for records nobody processed. No lock is held
+  // while asking the broker; partitions the broker did not answer for are left out.
   std::string lag_metrics() {
     std::string out =
         "# HELP revtrace_processor_consumer_lag Records behind the partition's end.\n"
@@ -653,20 +664,20 @@ struct Processor::Impl {
       std::lock_guard lock(assignment_mutex);
       for (const auto& tp : assignment) positions[tp] = progress.count(tp) ? progress.at(tp) : 0;
     }
+    if (positions.empty()) return out;
+    kafka::PartitionListPtr ends(rd_kafka_topic_partition_list_new(static_cast<int>(positions.size())));
     for (const auto& [tp, pos] : positions) {
-      std::int64_t low = 0;
-      std::int64_t high = 0;
-      if (rd_kafka_get_watermark_offsets(consumer.get(), tp.topic.c_str(), tp.partition, &low,
-                                         &high) ||
-          high < 0) {
-        if (rd_kafka_query_watermark_offsets(consumer.get(), tp.topic.c_str(), tp.partition, &low,
-                                             &high, 2000)) {
-          continue;
-        }
-      }
-      out += "revtrace_processor_consumer_lag{topic=\"" + tp.topic + "\",partition=\"" +
-             std::to_string(tp.partition) + "\"} " +
-             std::to_string(std::max<std::int64_t>(0, high - std::max(pos, low))) + "\n";
+      rd_kafka_topic_partition_list_add(ends.get(), tp.topic.c_str(), tp.partition)->offset =
+          RD_KAFKA_OFFSET_END;  // as a timestamp: the latest offset
+    }
+    if (rd_kafka_offsets_for_times(consumer.get(), ends.get(), 2000)) return out;
+    for (int i = 0; i < ends->cnt; ++i) {
+      const auto& e = ends->elems[i];
+      if (e.err || e.offset < 0) continue;
+      const std::int64_t pos = positions.at({e.topic, e.partition});
+      out += "revtrace_processor_consumer_lag{topic=\"" + std::string(e.topic) +
+             "\",partition=\"" + std::to_string(e.partition) + "\"} " +
+             std::to_string(std::max<std::int64_t>(0, e.offset - pos)) + "\n";
     }
     return out;
   }

@@ -228,10 +228,14 @@ TEST_CASE("exactly once: three instances started and stopped during the run", "[
   produce_range(d, w, 2 * w.records.size() / 3, w.records.size());
   c.kill9();               // and c dies without a goodbye
   b.start();
-  INFO(a.child->log() << "\n---\n" << b.child->log());
-  REQUIRE(wait_idle({a.port, b.port}, 240s));
-  REQUIRE(a.stop() == 0);
-  REQUIRE(b.stop() == 0);
+  const bool idle = wait_idle({a.port, b.port}, 240s);
+  const int a_exit = a.stop();
+  const int b_exit = b.stop();
+  // The logs as they are at the end (INFO takes its text when it is declared).
+  INFO("a:\n" << a.child->log() << "\n--- b:\n" << b.child->log() << "\n--- c:\n" << c.child->log());
+  REQUIRE(idle);
+  REQUIRE(a_exit == 0);
+  REQUIRE(b_exit == 0);
   require_same(ref, read_output(d));
 }
 
