@@ -10,6 +10,10 @@
 #   --build-dir    where revtrace and revtrace_bench are built (default: build-bench, then build)
 #   --out          where the report goes (default: bench-results/<date>); report.txt + report.json
 #   --profile      record the processor's replay with `perf record -g` into <out>/perf.data
+#                  (BENCH_PERF_ARGS replaces "-F 499 -g", e.g. "-F 199 --call-graph dwarf")
+#   --only replay  run only figure 1 (load, raw consumer, processor replay) and print its figures
+#   --runs N       with --only replay: replay the same topics N times (fresh state and consumer
+#                  group each run) and report every run and the median
 #
 # Starts a broker (deploy/kafka/start.sh) in a temporary directory and stops it on exit. Every
 # server listens on 127.0.0.1; every load is bounded in count and time. See PERFORMANCE.md.
@@ -19,6 +23,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 smoke=0
 profile=0
+only=""
+runs=1
 visitors=""
 events=""
 build=""
@@ -31,10 +37,18 @@ while (($#)); do
     --build-dir) build=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --profile) profile=1; shift ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    --only) only=$2; shift 2 ;;
+    --runs) runs=$2; shift 2 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+case $only in
+  ''|replay) ;;
+  *) echo "bench: --only takes replay (got $only)" >&2; exit 2 ;;
+esac
+((runs >= 1)) || { echo "bench: --runs must be at least 1" >&2; exit 2; }
+[[ -n "$only" || $runs -eq 1 ]] || { echo "bench: --runs needs --only replay" >&2; exit 2; }
 if ((smoke)); then
   visitors=${visitors:-3000}; events=${events:-30000}; webhooks=40; webhook_rate=20
 else
@@ -126,11 +140,51 @@ log "raw consumption (bare read_committed librdkafka consumer)"
 raw_a=$("$tool" consume --bootstrap "$bootstrap" --prefix "$prefix")
 log "raw: $raw_a"
 
+# Figure 1 only (--only replay): the processor over the same topics `runs` times, each run with
+# fresh state and its own consumer group, so every run replays everything; then the median.
+if [[ $only == replay ]]; then
+  results=()
+  for run in $(seq 1 "$runs"); do
+    log "run $run/$runs: revtrace processor until it processed all $records_a records"
+    "$revtrace" processor --set "processor.data_dir=$work/state-$run" \
+      --set "processor.group_id=revtrace-bench-$run" >"$work/processor-a-$run.log" 2>&1 &
+    ppid=$!; pids+=("$ppid")
+    if ((profile && run == 1)); then
+      perf record ${BENCH_PERF_ARGS:--F 499 -g} -p "$ppid" -o "$out/perf.data" >"$work/perf.log" 2>&1 &
+      perfpid=$!
+    fi
+    result=$("$tool" wait --metrics-port "$metrics_port" --records "$records_a" --pid "$ppid" --timeout 3600)
+    if ((profile && run == 1)); then kill -INT "$perfpid"; wait "$perfpid" || true; log "profile: perf report -i $out/perf.data"; fi
+    kill -TERM "$ppid"; wait_exit "$ppid" 60
+    log "run $run: $result"
+    results+=("$result")
+    rm -rf "$work/state-$run"
+  done
+  cp "$work"/processor-a-*.log "$out/" 2>/dev/null || true
+  python3 - "$out" "$machine" "$load_a" "$raw_a" "${results[@]}" <<'PY'
+import json, statistics, sys
+out, machine, load, raw, *runs = sys.argv[1:]
+raw, runs = json.loads(raw), [json.loads(r) for r in runs]
+rate = statistics.median(r["records_per_s"] for r in runs)
+report = {"machine": json.loads(machine), "workload": json.loads(load), "raw_consumer": raw,
+          "processor_runs": runs, "processor_records_per_s_median": rate,
+          "ratio": rate / raw["records_per_s"] if raw.get("records_per_s") else None}
+with open(out + "/replay.json", "w") as f:
+    json.dump(report, f, indent=2)
+print("replay: processor %s records/s per run, median %.0f (steady median %.0f); raw consumer %.0f "
+      "records/s; ratio %.3f" % (", ".join("%.0f" % r["records_per_s"] for r in runs), rate,
+      statistics.median(r["steady_records_per_s"] for r in runs), raw["records_per_s"],
+      report["ratio"] or 0))
+PY
+  log "written to $out/replay.json"
+  exit 0
+fi
+
 log "revtrace processor over the same topics until it processed all $records_a records"
 "$revtrace" processor >"$work/processor-a.log" 2>&1 &
 ppid=$!; pids+=("$ppid")
 if ((profile)); then
-  perf record -F 499 -g -p "$ppid" -o "$out/perf.data" >"$work/perf.log" 2>&1 &
+  perf record ${BENCH_PERF_ARGS:--F 499 -g} -p "$ppid" -o "$out/perf.data" >"$work/perf.log" 2>&1 &
   perfpid=$!
 fi
 proc_a=$("$tool" wait --metrics-port "$metrics_port" --records "$records_a" --pid "$ppid" --timeout 3600)
