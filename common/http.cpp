@@ -53,186 +53,321 @@ Response json_error(Status status, std::string_view code, std::string_view messa
   return json_response(status, std::move(body), version, keep_alive);
 }
 
+namespace {
+
+constexpr std::size_t kReadSize = 8 * 1024;  // a typical request (header and body) in one read
+constexpr std::size_t kHeaderLimit = 16 * 1024;
+
+void append_status_line(std::string& out, unsigned version, const Response& res) {
+  out += "HTTP/";
+  out += static_cast<char>('0' + version / 10);
+  out += '.';
+  out += static_cast<char>('0' + version % 10);
+  out += ' ';
+  char code[4] = {static_cast<char>('0' + res.result_int() / 100 % 10),
+                  static_cast<char>('0' + res.result_int() / 10 % 10),
+                  static_cast<char>('0' + res.result_int() % 10), ' '};
+  out.append(code, sizeof code);
+  out += res.reason();
+  out += "\r\n";
+}
+
+// The bytes of `res` as Beast's serializer writes them, with `server` as the Server field.
+void serialize(const Response& res, unsigned version, std::string_view server, std::string& out) {
+  out.clear();
+  if (res.chunked()) {  // not used by revtrace's routes; Beast encodes the chunks
+    Response copy = res;
+    copy.set(bhttp::field::server, server);
+    bhttp::serializer<false, bhttp::string_body> sr{copy};
+    beast::error_code ec;
+    while (!ec && !sr.is_done()) {
+      sr.next(ec, [&](beast::error_code&, const auto& buffers) {
+        for (const auto b : beast::buffers_range_ref(buffers)) {
+          out.append(static_cast<const char*>(b.data()), b.size());
+        }
+        sr.consume(beast::buffer_bytes(buffers));
+      });
+    }
+    return;
+  }
+  append_status_line(out, version, res);
+  for (const auto& f : res) {
+    if (f.name() == bhttp::field::server) continue;
+    out += f.name_string();
+    out += ": ";
+    out += f.value();
+    out += "\r\n";
+  }
+  out += "Server: ";
+  out += server;
+  out += "\r\n\r\n";
+  out += res.body();
+}
+
+}  // namespace
+
+// One client connection: reads a request (header and body from the same buffer, with Beast's
+// parser fed directly), hands it to the handler, writes the answer (inline when the socket takes
+// it at once, the usual case), and so on while the connection is kept alive.
+//
+// Deadlines cost no timer operation per request: a request only moves `deadline_`; the one timer
+// of the connection wakes at the earliest deadline it was armed for and re-arms itself when the
+// deadline has moved on since.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket&& socket, Server& server) : stream_(std::move(socket)), server_(server) {
+  Session(tcp::socket&& socket, net::io_context& ioc, Server& server)
+      : socket_(std::move(socket)), ioc_(ioc), server_(server), timer_(ioc) {
     beast::error_code ec;
-    const auto endpoint = stream_.socket().remote_endpoint(ec);
+    const auto endpoint = socket_.remote_endpoint(ec);
     if (!ec) peer_ = endpoint.address();
+    socket_.non_blocking(true, ec);
   }
 
   ~Session() { server_.connections_.fetch_sub(1); }
 
-  [[nodiscard]] auto executor() { return stream_.get_executor(); }
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  [[nodiscard]] net::io_context& context() noexcept { return ioc_; }
 
   void start() {
-    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read_header(); });
+    net::dispatch(ioc_, [self = shared_from_this()] { self->read_request(); });
   }
 
   // Answers a request that was refused before reaching the handler and closes the connection.
   void refuse(Response&& res) {
     res.keep_alive(false);
-    res.set(bhttp::field::server, server_.options_.server_name);
-    auto owned = std::make_shared<Response>(std::move(res));
-    stream_.expires_after(server_.options_.header_timeout);
-    bhttp::async_write(stream_, *owned,
-                       [self = shared_from_this(), owned](beast::error_code ec, std::size_t) {
-                         if (ec) return self->close();
-                         self->linger();
-                       });
+    serialize(res, 11, server_.options_.server_name, out_);
+    set_deadline(Deadline::close, server_.options_.header_timeout);
+    net::async_write(socket_, net::buffer(out_),
+                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                       if (ec) return self->close();
+                       self->linger();
+                     });
+  }
+
+  // The handler's answer to request `request`, from any thread.
+  void answer(std::uint64_t request, Response&& res) {
+    if (ioc_.get_executor().running_in_this_thread()) return deliver(request, std::move(res));
+    net::post(ioc_, [self = shared_from_this(), request, res = std::move(res)]() mutable {
+      self->deliver(request, std::move(res));
+    });
   }
 
  private:
+  enum class Deadline : std::uint8_t { none, read, close };
+
   // Lingering close: after a refusal the client may still be sending the body we refused. Closing
   // with unread data would reset the connection and the client would lose our answer, so we stop
   // sending and discard what arrives until the client closes, a byte budget or a short deadline.
   void linger() {
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream_.expires_after(std::chrono::seconds(2));
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    set_deadline(Deadline::close, std::chrono::seconds(2));
     discard(std::size_t{4} * 1024 * 1024);
   }
   void discard(std::size_t budget) {
     buffer_.consume(buffer_.size());
-    stream_.async_read_some(buffer_.prepare(64 * 1024),
+    socket_.async_read_some(buffer_.prepare(64 * 1024),
                             [self = shared_from_this(), budget](beast::error_code ec, std::size_t n) {
                               if (ec || n >= budget) return self->close();
                               self->discard(budget - n);
                             });
   }
 
-  void read_header() {
-    if (server_.stopping_.load()) return close();
-    parser_.emplace();
-    parser_->header_limit(16 * 1024);
-    parser_->body_limit(boost::none);
-    arm_read_deadline(server_.options_.header_timeout);
-    bhttp::async_read_header(
-        stream_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
-  }
-
-  // Read deadlines use a timer of their own that cancels the pending read: tcp_stream's own
-  // expiry closes the socket, and then a slow client could not be told 408.
-  void arm_read_deadline(std::chrono::milliseconds timeout) {
+  // Deadlines. A read deadline cancels the pending read (the handler then answers 408: closing
+  // the socket would leave a slow client without an answer); a close deadline closes.
+  void set_deadline(Deadline kind, std::chrono::milliseconds timeout) {
+    deadline_kind_ = kind;
+    deadline_ = std::chrono::steady_clock::now() + timeout;
     timed_out_ = false;
-    stream_.expires_never();
-    read_timer_.expires_after(timeout);
-    read_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-      if (ec) return;
-      self->timed_out_ = true;
-      beast::error_code ignored;
-      self->stream_.socket().cancel(ignored);
+    if (!timer_pending_ || deadline_ < timer_at_) arm_timer(deadline_);
+  }
+  void clear_deadline() noexcept { deadline_kind_ = Deadline::none; }
+  void arm_timer(std::chrono::steady_clock::time_point at) {
+    timer_at_ = at;
+    timer_pending_ = true;
+    timer_.expires_at(at);  // a wait still pending completes with a stale generation
+    timer_.async_wait([self = shared_from_this(), generation = ++timer_generation_](beast::error_code ec) {
+      if (generation != self->timer_generation_) return;
+      self->timer_pending_ = false;
+      if (!ec && !self->closed_) self->on_timer();
     });
   }
-  beast::error_code read_outcome(beast::error_code ec) {
-    read_timer_.cancel();
-    if (timed_out_ && ec == net::error::operation_aborted) return beast::error::timeout;
-    return ec;
+  void on_timer() {
+    if (deadline_kind_ == Deadline::none) return;
+    if (std::chrono::steady_clock::now() < deadline_) return arm_timer(deadline_);
+    if (deadline_kind_ == Deadline::close) return close();
+    timed_out_ = true;
+    beast::error_code ignored;
+    socket_.cancel(ignored);
   }
 
-  void on_header(beast::error_code ec) {
-    ec = read_outcome(ec);
-    if (ec == bhttp::error::end_of_stream || ec == net::error::eof ||
-        ec == net::error::connection_reset || ec == net::error::operation_aborted) {
-      return close();
-    }
-    if (ec == beast::error::timeout) {
-      if (buffer_.size() == 0 && !parser_->got_some()) return close();  // an idle keep-alive connection
-      return refuse(json_error(Status::request_timeout, "request_timeout",
-                               "request header not received in time", 11, false));
-    }
-    if (ec == bhttp::error::header_limit) {
-      return refuse(json_error(Status::request_header_fields_too_large, "header_too_large",
-                               "request header exceeds 16 KiB", 11, false));
-    }
-    if (ec) {
-      return refuse(json_error(Status::bad_request, "bad_request",
-                               "malformed HTTP request: " + ec.message(), 11, false));
-    }
-    const auto& header = parser_->get();
-    const std::size_t limit = server_.options_.body_limit(header.target());
-    if (parser_->content_length() && *parser_->content_length() > limit) {
-      return refuse(json_error(Status::payload_too_large, "body_too_large",
-                               "request body exceeds " + std::to_string(limit) + " bytes", 11,
-                               false));
-    }
-    parser_->body_limit(limit);
-    arm_read_deadline(server_.options_.body_timeout);
-    bhttp::async_read(
-        stream_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_body(ec); });
+  void read_request() {
+    if (server_.stopping_.load()) return close();
+    parser_.emplace();
+    parser_->header_limit(kHeaderLimit);
+    parser_->body_limit(boost::none);
+    header_checked_ = false;
+    set_deadline(Deadline::read, server_.options_.header_timeout);
+    if (buffer_.size() > 0) return parse();  // the client sent the next request already
+    read_more();
   }
 
-  void on_body(beast::error_code ec) {
-    ec = read_outcome(ec);
-    if (ec == beast::error::timeout) {
+  void read_more() {
+    if (timed_out_) return on_read(beast::error::timeout);
+    socket_.async_read_some(buffer_.prepare(kReadSize),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                              self->buffer_.commit(n);
+                              self->on_read(ec);
+                            });
+  }
+
+  void on_read(beast::error_code ec) {
+    if (timed_out_ && (ec == net::error::operation_aborted || ec == beast::error::timeout)) {
+      if (!header_checked_) {
+        if (buffer_.size() == 0 && !parser_->got_some()) return close();  // an idle keep-alive connection
+        return refuse(json_error(Status::request_timeout, "request_timeout",
+                                 "request header not received in time", 11, false));
+      }
       return refuse(json_error(Status::request_timeout, "request_timeout",
                                "request body not received in time", 11, false));
     }
-    if (ec == bhttp::error::body_limit) {
-      return refuse(json_error(Status::payload_too_large, "body_too_large",
-                               "request body exceeds the limit of this route", 11, false));
+    if (ec) return close();  // end of stream, reset or cancelled: nobody to answer
+    parse();
+  }
+
+  // Feeds the buffered bytes to the parser; reads more, refuses, or dispatches the request.
+  void parse() {
+    while (buffer_.size() > 0) {
+      beast::error_code ec;
+      const std::size_t used = parser_->put(buffer_.data(), ec);
+      buffer_.consume(used);
+      if (ec == bhttp::error::need_more) break;
+      if (ec == bhttp::error::header_limit) {
+        return refuse(json_error(Status::request_header_fields_too_large, "header_too_large",
+                                 "request header exceeds 16 KiB", 11, false));
+      }
+      if (ec == bhttp::error::body_limit) {
+        return refuse(json_error(Status::payload_too_large, "body_too_large",
+                                 "request body exceeds the limit of this route", 11, false));
+      }
+      if (ec) {
+        return refuse(json_error(Status::bad_request, "bad_request",
+                                 "malformed HTTP request: " + ec.message(), 11, false));
+      }
+      if (!header_checked_ && parser_->is_header_done()) {
+        header_checked_ = true;
+        const std::size_t limit = server_.options_.body_limit(parser_->get().target());
+        if (parser_->content_length() && *parser_->content_length() > limit) {
+          return refuse(json_error(Status::payload_too_large, "body_too_large",
+                                   "request body exceeds " + std::to_string(limit) + " bytes", 11,
+                                   false));
+        }
+        parser_->body_limit(limit);
+        if (!parser_->is_done()) set_deadline(Deadline::read, server_.options_.body_timeout);
+      }
+      if (parser_->is_done()) return dispatch();
+      if (used == 0) break;
     }
-    if (ec == net::error::eof || ec == bhttp::error::end_of_stream ||
-        ec == bhttp::error::partial_message || ec == net::error::connection_reset) {
-      return close();
-    }
-    if (ec) {
-      return refuse(json_error(Status::bad_request, "bad_request",
-                               "malformed HTTP request: " + ec.message(), 11, false));
-    }
-    stream_.expires_never();
+    read_more();
+  }
+
+  void dispatch() {
+    clear_deadline();
     Request req = parser_->release();
     keep_alive_ = req.keep_alive();
     version_ = req.version();
     server_.in_flight_.fetch_add(1);
-    auto self = shared_from_this();
-    auto answered = std::make_shared<std::atomic<bool>>(false);
-    Responder respond([self, answered](Response&& res) {
-      if (answered->exchange(true)) return;
-      auto owned = std::make_shared<Response>(std::move(res));
-      // Inline when answered on the connection's own thread (the usual case), queued otherwise.
-      net::dispatch(self->stream_.get_executor(), [self, owned] { self->write(owned); });
-    });
+    answered_ = false;
+    in_handler_ = true;
+    next_after_handler_ = false;
+    const Responder respond(shared_from_this(), ++request_);
     try {
       server_.handler_(std::move(req), peer_, respond);
     } catch (const std::exception& e) {
       spdlog::error("http: handler threw: {}", e.what());
       respond(json_error(Status::internal_server_error, "internal_error", "internal error"));
     }
+    in_handler_ = false;
+    if (next_after_handler_) read_request();
   }
 
-  void write(const std::shared_ptr<Response>& res) {
-    const bool keep = keep_alive_ && res->keep_alive() && !server_.stopping_.load();
-    res->version(version_);
-    res->keep_alive(keep);
-    res->set(bhttp::field::server, server_.options_.server_name);
-    stream_.expires_after(server_.options_.body_timeout);
-    bhttp::async_write(stream_, *res,
-                       [self = shared_from_this(), res, keep](beast::error_code ec, std::size_t) {
-                         self->server_.in_flight_.fetch_sub(1);
-                         if (ec || !keep) return self->close();
-                         self->read_header();
-                       });
+  // On the connection's thread.
+  void deliver(std::uint64_t request, Response&& res) {
+    if (request != request_ || answered_) return;  // a second answer, or for an earlier request
+    answered_ = true;
+    keep_after_write_ = keep_alive_ && res.keep_alive() && !server_.stopping_.load();
+    res.version(version_);
+    res.keep_alive(keep_after_write_);
+    serialize(res, version_, server_.options_.server_name, out_);
+    if (closed_) return written(net::error::not_connected);
+    // Try at once: a small answer normally fits in the socket's send buffer.
+    beast::error_code ec;
+    const std::size_t sent = socket_.write_some(net::buffer(out_), ec);
+    if (!ec && sent == out_.size()) return written({});
+    if (ec && ec != net::error::would_block && ec != net::error::try_again) return written(ec);
+    set_deadline(Deadline::close, server_.options_.body_timeout);
+    net::async_write(socket_, net::buffer(out_.data() + (ec ? 0 : sent), out_.size() - (ec ? 0 : sent)),
+                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                       self->clear_deadline();
+                       self->written(ec);
+                     });
+  }
+
+  void written(beast::error_code ec) {
+    server_.in_flight_.fetch_sub(1);
+    if (ec || !keep_after_write_) return close();
+    if (in_handler_) {
+      next_after_handler_ = true;  // dispatch() goes on once the handler returned
+      return;
+    }
+    read_request();
   }
 
   void close() {
+    if (closed_) return;
+    closed_ = true;
+    clear_deadline();
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream_.socket().close(ignored);
+    timer_.cancel();
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    socket_.close(ignored);
   }
 
-  beast::tcp_stream stream_;
+  tcp::socket socket_;
+  net::io_context& ioc_;
   Server& server_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  bool header_checked_ = false;
+  std::string out_;  // the answer being written; its capacity is reused
   bool keep_alive_ = true;
+  bool keep_after_write_ = true;
   unsigned version_ = 11;
   net::ip::address peer_;
-  net::steady_timer read_timer_{stream_.get_executor()};
+  std::uint64_t request_ = 0;
+  bool answered_ = false;
+  bool in_handler_ = false;
+  bool next_after_handler_ = false;
+  bool closed_ = false;
+
+  net::steady_timer timer_;
+  std::chrono::steady_clock::time_point timer_at_{};
+  std::uint64_t timer_generation_ = 0;
+  bool timer_pending_ = false;
+  Deadline deadline_kind_ = Deadline::none;
+  std::chrono::steady_clock::time_point deadline_{};
   bool timed_out_ = false;
 };
+
+void Responder::operator()(Response&& response) const {
+  if (session_) {
+    session_->answer(request_, std::move(response));
+  } else if (send_) {
+    send_(std::move(response));
+  }
+}
 
 Server::Server(ServerOptions options, Handler handler)
     : Server(std::move(options),
@@ -286,14 +421,15 @@ net::io_context& Server::next_context() noexcept {
 }
 
 void Server::accept() {
-  acceptor_.async_accept(next_context(), [this](beast::error_code ec, tcp::socket socket) {
+  net::io_context& ioc = next_context();
+  acceptor_.async_accept(ioc, [this, &ioc](beast::error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted || stopping_.load()) return;
     if (!ec) {
       socket.set_option(tcp::no_delay(true), ec);
       const std::size_t now = connections_.fetch_add(1) + 1;
-      auto session = std::make_shared<Session>(std::move(socket), *this);
+      auto session = std::make_shared<Session>(std::move(socket), ioc, *this);
       if (now > options_.max_connections) {
-        net::dispatch(session->executor(), [session] {
+        net::dispatch(session->context(), [session] {
           session->refuse(json_error(Status::service_unavailable, "too_many_connections",
                                      "the server has reached its connection limit", 11, false));
         });

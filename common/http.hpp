@@ -16,6 +16,7 @@
 #include <boost/asio.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -28,15 +29,22 @@ using Request = boost::beast::http::request<boost::beast::http::string_body>;
 using Response = boost::beast::http::response<boost::beast::http::string_body>;
 using Status = boost::beast::http::status;
 
+class Session;
+
+// Answers one request. Copyable; every copy answers the same request, and only the first answer
+// counts (later ones, and answers after the connection closed, are dropped).
 class Responder {
  public:
   Responder() = default;
   explicit Responder(std::function<void(Response&&)> send) : send_(std::move(send)) {}
-  void operator()(Response&& response) const {
-    if (send_) send_(std::move(response));
-  }
+  void operator()(Response&& response) const;
 
  private:
+  friend class Session;
+  Responder(std::shared_ptr<Session> session, std::uint64_t request) noexcept
+      : session_(std::move(session)), request_(request) {}
+  std::shared_ptr<Session> session_;  // the connection the request came on
+  std::uint64_t request_ = 0;         // which of its requests
   std::function<void(Response&&)> send_;
 };
 
