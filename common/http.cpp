@@ -14,7 +14,13 @@ using tcp = net::ip::tcp;
 
 void append_json_escaped(std::string& out, std::string_view text) {
   static constexpr char kHex[] = "0123456789abcdef";
-  for (unsigned char ch : text) {
+  // Runs of characters that need no escape (nearly all of them) are appended in one piece.
+  std::size_t run = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto ch = static_cast<unsigned char>(text[i]);
+    if (ch >= 0x20 && ch != '"' && ch != '\\') continue;
+    out.append(text.data() + run, i - run);
+    run = i + 1;
     switch (ch) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;
@@ -22,15 +28,12 @@ void append_json_escaped(std::string& out, std::string_view text) {
       case '\r': out += "\\r"; break;
       case '\t': out += "\\t"; break;
       default:
-        if (ch < 0x20) {
-          out += "\\u00";
-          out += kHex[ch >> 4];
-          out += kHex[ch & 0xf];
-        } else {
-          out += static_cast<char>(ch);
-        }
+        out += "\\u00";
+        out += kHex[ch >> 4];
+        out += kHex[ch & 0xf];
     }
   }
+  out.append(text.data() + run, text.size() - run);
 }
 
 Response json_response(Status status, std::string body, unsigned version, bool keep_alive) {
