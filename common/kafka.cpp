@@ -162,6 +162,29 @@ rd_kafka_resp_err_t Producer::produce(std::string_view topic, std::string_view k
   return err;
 }
 
+rd_kafka_resp_err_t Producer::produce(rd_kafka_topic_t* topic, std::string_view key,
+                                      std::string_view value, Delivery on_delivery) {
+  auto cb = on_delivery ? std::make_unique<Delivery>(std::move(on_delivery)) : nullptr;
+  rd_kafka_resp_err_t err = rd_kafka_producev(
+      handle_.get(), RD_KAFKA_V_RKT(topic),
+      RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
+      RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(cb.get()), RD_KAFKA_V_END);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) (void)cb.release();  // owned by librdkafka until the DR
+  return err;
+}
+
+rd_kafka_topic_t* Producer::topic(const std::string& name) {
+  std::lock_guard lock(topics_mutex_);
+  TopicPtr t(rd_kafka_topic_new(handle_.get(), name.c_str(), nullptr));
+  if (!t) {
+    throw std::runtime_error("kafka: no handle for topic " + name + ": " +
+                             rd_kafka_err2str(rd_kafka_last_error()));
+  }
+  topics_.push_back(std::move(t));
+  return topics_.back().get();
+}
+
 bool Producer::flush(std::chrono::milliseconds timeout) {
   return rd_kafka_flush(handle_.get(), static_cast<int>(timeout.count())) ==
          RD_KAFKA_RESP_ERR_NO_ERROR;

@@ -14,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -41,7 +42,11 @@ struct PartitionListDeleter {
     rd_kafka_topic_partition_list_destroy(l);
   }
 };
+struct TopicDeleter {
+  void operator()(rd_kafka_topic_t* t) const noexcept { rd_kafka_topic_destroy(t); }
+};
 using HandlePtr = std::unique_ptr<rd_kafka_t, HandleDeleter>;
+using TopicPtr = std::unique_ptr<rd_kafka_topic_t, TopicDeleter>;
 using ConfPtr = std::unique_ptr<rd_kafka_conf_t, ConfDeleter>;
 using MessagePtr = std::unique_ptr<rd_kafka_message_t, MessageDeleter>;
 using ErrorPtr = std::unique_ptr<rd_kafka_error_t, ErrorDeleter>;
@@ -88,6 +93,13 @@ class Producer {
   // RD_KAFKA_RESP_ERR__QUEUE_FULL) without calling `on_delivery` when the record was not queued.
   [[nodiscard]] rd_kafka_resp_err_t produce(std::string_view topic, std::string_view key,
                                             std::string_view value, Delivery on_delivery = {});
+  // The same on a topic handle from topic(): no lookup of the topic by name for every record
+  // (a lock and a copy of the name), for hot paths.
+  [[nodiscard]] rd_kafka_resp_err_t produce(rd_kafka_topic_t* topic, std::string_view key,
+                                            std::string_view value, Delivery on_delivery = {});
+  // A handle of `name` for produce(), owned by the producer and valid as long as it lives.
+  // Throws std::runtime_error when librdkafka refuses the topic. Thread-safe.
+  [[nodiscard]] rd_kafka_topic_t* topic(const std::string& name);
   // Waits until every queued record was delivered or failed; false on timeout.
   [[nodiscard]] bool flush(std::chrono::milliseconds timeout);
   [[nodiscard]] int queue_length() const noexcept { return rd_kafka_outq_len(handle_.get()); }
@@ -100,6 +112,8 @@ class Producer {
   static void on_delivery_report(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque);
 
   HandlePtr handle_;
+  std::mutex topics_mutex_;
+  std::vector<TopicPtr> topics_;  // destroyed before handle_, as librdkafka requires
   std::atomic<bool> stop_{false};
   std::atomic<std::uint64_t> failures_{0};
   std::thread poller_;

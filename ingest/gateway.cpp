@@ -264,7 +264,7 @@ struct Gateway::Impl {
     }
     std::size_t queued = 0;
     for (const auto& r : parsed.records) {
-      const auto& topic = r.topic == EventTopic::web_events ? web_topic : redirect_topic;
+      auto* topic = r.topic == EventTopic::web_events ? web_handle : redirect_handle;
       if (events_producer->produce(topic, r.site_id, r.value) != RD_KAFKA_RESP_ERR_NO_ERROR) break;
       ++queued;
     }
@@ -396,7 +396,7 @@ struct Gateway::Impl {
     timer->async_wait([finish](const boost::system::error_code& ec) {
       if (!ec) finish(RD_KAFKA_RESP_ERR__TIMED_OUT, true);
     });
-    const auto err = webhook_producer->produce(stripe_topic, site->id, record.value,
+    const auto err = webhook_producer->produce(stripe_handle, site->id, record.value,
                                                [finish](rd_kafka_resp_err_t e) { finish(e, false); });
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) finish(err, false);
   }
@@ -465,6 +465,10 @@ struct Gateway::Impl {
   std::string web_topic;
   std::string redirect_topic;
   std::string stripe_topic;
+  // Handles of the three topics, owned by their producers (set in start()).
+  rd_kafka_topic_t* web_handle = nullptr;
+  rd_kafka_topic_t* redirect_handle = nullptr;
+  rd_kafka_topic_t* stripe_handle = nullptr;
   std::string pixel_etag;
   std::function<bool(std::string_view)> site_known;
   std::array<std::array<std::atomic<common::metrics::Counter*>, 600>, kRoutes> request_counters{};
@@ -503,6 +507,9 @@ void Gateway::start() {
       impl.config.kafka,
       std::map<std::string, std::string>{{"message.timeout.ms", std::to_string(std::max<std::int64_t>(g.webhook_ack_timeout_ms, 1))},
                                          {"linger.ms", "0"}});
+  impl.web_handle = impl.events_producer->topic(impl.web_topic);
+  impl.redirect_handle = impl.events_producer->topic(impl.redirect_topic);
+  impl.stripe_handle = impl.webhook_producer->topic(impl.stripe_topic);
   impl.readiness = std::make_unique<ReadinessProbe>(*impl.webhook_producer);
   Impl* p = impl_.get();
   impl.metrics.gauge_fn("revtrace_gateway_producer_queue_depth", "Records waiting for Kafka.", "",
