@@ -59,6 +59,25 @@ void ReadCache::store(std::string_view key, std::optional<std::string> value) {
   current_bytes_ += c;
 }
 
+void ReadCache::adopt(std::string&& key, std::optional<std::string>&& value) {
+  if (half_budget_ == 0) return;
+  const std::size_t c = cost(key, value);
+  if (auto it = current_.find(key); it != current_.end()) {
+    current_bytes_ -= cost(key, it->second);
+    current_bytes_ += c;
+    it->second = std::move(value);
+    return;
+  }
+  if (current_bytes_ + c > half_budget_) {
+    old_ = std::move(current_);
+    current_ = {};
+    current_bytes_ = 0;
+  }
+  if (auto it = old_.find(key); it != old_.end()) old_.erase(it);
+  current_.emplace(std::move(key), std::move(value));
+  current_bytes_ += c;
+}
+
 void ReadCache::clear() {
   current_.clear();
   old_.clear();
@@ -114,7 +133,7 @@ std::optional<std::string> RocksState::get(std::string_view key) const {
   return value;
 }
 
-void RocksState::write(const StringMap<std::optional<std::string>>& changes,
+void RocksState::write(StringMap<std::optional<std::string>>&& changes,
                        const std::map<TopicPartition, std::int64_t>& offsets) {
   rocksdb::WriteBatch batch;
   for (const auto& [k, v] : changes) {
@@ -135,7 +154,10 @@ void RocksState::write(const StringMap<std::optional<std::string>>& changes,
     cache_.clear();  // whatever the database holds now, the cache must not claim otherwise
     throw std::runtime_error("processor: state write failed: " + status.ToString());
   }
-  for (const auto& [k, v] : changes) cache_.store(k, v);
+  while (!changes.empty()) {
+    auto node = changes.extract(changes.begin());
+    cache_.adopt(std::move(node.key()), std::move(node.mapped()));
+  }
 }
 
 void RocksState::erase_range(std::string_view begin, std::string_view end,
@@ -218,7 +240,7 @@ void StagedStore::set_offset(const TopicPartition& tp, std::int64_t next_offset)
 }
 
 void StagedStore::commit() {
-  base_.write(pending_, offsets_);
+  base_.write(std::move(pending_), offsets_);
   discard();
 }
 

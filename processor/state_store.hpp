@@ -43,6 +43,8 @@ class ReadCache {
   // nullptr: unknown; otherwise the cached value (nullopt: known to be absent).
   [[nodiscard]] const std::optional<std::string>* find(std::string_view key);
   void store(std::string_view key, std::optional<std::string> value);
+  // The same, taking ownership of the key (no copy when the key is new to the cache).
+  void adopt(std::string&& key, std::optional<std::string>&& value);
   void clear();
 
  private:
@@ -65,8 +67,9 @@ class RocksState {
   [[nodiscard]] std::optional<std::int64_t> offset(const TopicPartition& tp) const;
   // State keys (without the store's internal prefix) in [begin, end), ascending.
   [[nodiscard]] std::vector<std::string> keys(std::string_view begin, std::string_view end) const;
-  // Writes state changes (nullopt = erase) and offsets in one atomic, synced batch.
-  void write(const StringMap<std::optional<std::string>>& changes,
+  // Writes state changes (nullopt = erase) and offsets in one atomic, synced batch. The changes'
+  // keys and values move into the read cache: `changes` is left empty.
+  void write(StringMap<std::optional<std::string>>&& changes,
              const std::map<TopicPartition, std::int64_t>& offsets);
   // Deletes the state keys in [begin, end) and the given offsets in one synced batch.
   void erase_range(std::string_view begin, std::string_view end,
@@ -113,12 +116,12 @@ class PartitionStore final : public domain::StateStore {
   PartitionStore(StagedStore& staged, std::int32_t partition)
       : staged_(staged), prefix_(partition_prefix(partition)) {}
   [[nodiscard]] std::optional<std::string> get(std::string_view key) const override {
-    return staged_.get(prefix_ + std::string(key));
+    return staged_.get(scoped(key));
   }
   void put(std::string_view key, std::string_view value) override {
-    staged_.put(prefix_ + std::string(key), value);
+    staged_.put(scoped(key), value);
   }
-  void erase(std::string_view key) override { staged_.erase(prefix_ + std::string(key)); }
+  void erase(std::string_view key) override { staged_.erase(scoped(key)); }
   [[nodiscard]] std::vector<std::string> keys(std::string_view begin,
                                               std::string_view end) const override {
     auto out = staged_.keys(prefix_ + std::string(begin), prefix_ + std::string(end));
@@ -127,8 +130,15 @@ class PartitionStore final : public domain::StateStore {
   }
 
  private:
+  // The full key in a reused buffer (valid until the next call): no allocation per access.
+  std::string_view scoped(std::string_view key) const {
+    scratch_.assign(prefix_);
+    scratch_.append(key);
+    return scratch_;
+  }
   StagedStore& staged_;
   std::string prefix_;
+  mutable std::string scratch_;
 };
 
 // Deletes the state and the stored offsets of one partition number (before a rebuild).
