@@ -26,6 +26,7 @@
 
 #include "bench/workload_gen.hpp"
 #include "common/topics.hpp"
+#include "processor/state_store.hpp"
 #include "tests/support/test_support.hpp"
 
 namespace {
@@ -427,17 +428,22 @@ int run_e2e(const std::string& bootstrap, const std::string& prefix, std::uint16
 
 // --- compact -----------------------------------------------------------------------------------
 
+// Opens the directory with the processor's own RocksDB options (compression per level, table
+// format), so the size measured is the size the processor keeps, then flushes and compacts it
+// all into the bottommost level.
 int run_compact(const std::string& dir) {
-  rocksdb::Options options;
-  rocksdb::DB* raw = nullptr;
-  auto status = rocksdb::DB::Open(options, dir, &raw);
-  if (!status.ok()) {
-    std::cerr << "compact: " << status.ToString() << "\n";
+  std::unique_ptr<revtrace::processor::RocksState> state;
+  try {
+    state = std::make_unique<revtrace::processor::RocksState>(dir);
+  } catch (const std::exception& e) {
+    std::cerr << "compact: " << e.what() << "\n";
     return 1;
   }
-  std::unique_ptr<rocksdb::DB> db(raw);
-  status = db->Flush(rocksdb::FlushOptions());
-  if (status.ok()) status = db->CompactRange(rocksdb::CompactRangeOptions(), nullptr, nullptr);
+  rocksdb::DB* db = &state->db();
+  auto status = db->Flush(rocksdb::FlushOptions());
+  rocksdb::CompactRangeOptions compact;
+  compact.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  if (status.ok()) status = db->CompactRange(compact, nullptr, nullptr);
   if (!status.ok()) {
     std::cerr << "compact: " << status.ToString() << "\n";
     return 1;

@@ -67,8 +67,9 @@ class RocksState {
   [[nodiscard]] std::optional<std::int64_t> offset(const TopicPartition& tp) const;
   // State keys (without the store's internal prefix) in [begin, end), ascending.
   [[nodiscard]] std::vector<std::string> keys(std::string_view begin, std::string_view end) const;
-  // Writes state changes (nullopt = erase) and offsets in one atomic, synced batch. The changes'
-  // keys and values move into the read cache: `changes` is left empty.
+  // Writes state changes (nullopt = erase) and offsets in one atomic batch (WAL, not fsynced:
+  // see processor/RECOVERY.md). The changes' keys and values move into the read cache:
+  // `changes` is left empty.
   void write(StringMap<std::optional<std::string>>&& changes,
              const std::map<TopicPartition, std::int64_t>& offsets);
   // Deletes the state keys in [begin, end) and the given offsets in one synced batch.
