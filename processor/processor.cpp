@@ -53,7 +53,7 @@ std::string default_instance_id(const std::string& data_dir) {
 
 // A batch (one transaction, one RocksDB write) ends after transaction_interval_ms or this many
 // records. Live traffic fills batches by time; the count only bounds a backlog (a replay, a
-// catch-up), where each batch's fixed cost — commit_transaction's round trips and the synced
+// catch-up), where each batch's fixed cost — commit_transaction's round trips and the
 // RocksDB write — is paid per batch: 20,000 records replay about 25 % faster than 5,000
 // (PERFORMANCE.md) and still commit in well under a second.
 constexpr std::size_t kMaxBatchRecords = 20000;

@@ -96,7 +96,7 @@ class StagedStore {
   // Keys in [begin, end) of the base merged with the staged writes, ascending.
   [[nodiscard]] std::vector<std::string> keys(std::string_view begin, std::string_view end) const;
   void set_offset(const TopicPartition& tp, std::int64_t next_offset);
-  // Writes staged state and offsets atomically (fsync'd WAL), then clears the stage.
+  // Writes staged state and offsets atomically (WAL, not fsynced), then clears the stage.
   void commit();
   void discard();
   [[nodiscard]] std::size_t staged() const noexcept { return pending_.size(); }
