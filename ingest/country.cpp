@@ -3,12 +3,37 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstring>
 
 #include "common/config.hpp"
 
 namespace revtrace::ingest {
+namespace {
+
+// The two-letter code at `path` in the entry, upper case; empty when the path is absent, is not a
+// string, or the string is not two ASCII letters.
+std::string code_at(MMDB_entry_s& entry, const char* const* path) {
+  MMDB_entry_data_s data{};
+  if (MMDB_aget_value(&entry, &data, path) != MMDB_SUCCESS || !data.has_data ||
+      data.type != MMDB_DATA_TYPE_UTF8_STRING || data.data_size != 2) {
+    return {};
+  }
+  std::string code(data.utf8_string, 2);
+  for (char& c : code) {
+    if (!std::isalpha(static_cast<unsigned char>(c))) return {};
+    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  }
+  return code;
+}
+
+bool is_port(std::string_view text) {
+  return !text.empty() && text.size() <= 5 &&
+         std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+}  // namespace
 
 CountryDatabase::CountryDatabase(const std::string& path) : db_(std::make_unique<MMDB_s>()) {
   const int status = MMDB_open(path.c_str(), MMDB_MODE_MMAP, db_.get());
@@ -43,17 +68,39 @@ std::string CountryDatabase::country_of(const boost::asio::ip::address& address)
   MMDB_lookup_result_s result =
       MMDB_lookup_sockaddr(db_.get(), reinterpret_cast<const sockaddr*>(&storage), &mmdb_error);
   if (mmdb_error != MMDB_SUCCESS || !result.found_entry) return {};
-  MMDB_entry_data_s data{};
-  if (MMDB_get_value(&result.entry, &data, "country", "iso_code", nullptr) != MMDB_SUCCESS ||
-      !data.has_data || data.type != MMDB_DATA_TYPE_UTF8_STRING || data.data_size != 2) {
-    return {};
+  static const char* const iso_code[] = {"country", "iso_code", nullptr};  // MaxMind's layout
+  static const char* const country_code[] = {"country_code", nullptr};     // ip-location-db's
+  std::string code = code_at(result.entry, iso_code);
+  return code.empty() ? code_at(result.entry, country_code) : code;
+}
+
+std::optional<boost::asio::ip::address> forwarded_client_address(std::string_view header_value) {
+  const auto comma = header_value.rfind(',');
+  std::string_view entry = comma == std::string_view::npos ? header_value : header_value.substr(comma + 1);
+  while (!entry.empty() && (entry.front() == ' ' || entry.front() == '\t')) entry.remove_prefix(1);
+  while (!entry.empty() && (entry.back() == ' ' || entry.back() == '\t')) entry.remove_suffix(1);
+  bool want_v6 = false;
+  bool want_v4 = false;
+  if (entry.starts_with('[')) {  // [v6] or [v6]:port
+    const auto close = entry.find(']');
+    if (close == std::string_view::npos) return std::nullopt;
+    const auto rest = entry.substr(close + 1);
+    if (!rest.empty() && !(rest.front() == ':' && is_port(rest.substr(1)))) return std::nullopt;
+    entry = entry.substr(1, close - 1);
+    want_v6 = true;
+  } else if (const auto colon = entry.find(':');
+             colon != std::string_view::npos && entry.find(':', colon + 1) == std::string_view::npos) {
+    // One colon: a.b.c.d:port (a bare IPv6 address has at least two).
+    if (!is_port(entry.substr(colon + 1))) return std::nullopt;
+    entry = entry.substr(0, colon);
+    want_v4 = true;
   }
-  std::string code(data.utf8_string, 2);
-  for (char& c : code) {
-    if (!std::isalpha(static_cast<unsigned char>(c))) return {};
-    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  }
-  return code;
+  // make_address stops at a NUL: "8.8.8.8\0junk" must not pass as 8.8.8.8.
+  if (entry.empty() || entry.find('\0') != std::string_view::npos) return std::nullopt;
+  boost::system::error_code ec;
+  const auto address = boost::asio::ip::make_address(entry, ec);
+  if (ec || (want_v6 && !address.is_v6()) || (want_v4 && !address.is_v4())) return std::nullopt;
+  return address;
 }
 
 }  // namespace revtrace::ingest
