@@ -57,6 +57,7 @@ const std::vector<Field>& fields() {
       REVTRACE_INT("gateway.producer_queue_max", gateway.producer_queue_max),
       REVTRACE_STR("gateway.trusted_country_header", gateway.trusted_country_header),
       REVTRACE_STR("gateway.maxmind_db", gateway.maxmind_db),
+      REVTRACE_STR("gateway.client_ip_header", gateway.client_ip_header),
       REVTRACE_STR("processor.data_dir", processor.data_dir),
       REVTRACE_STR("processor.group_id", processor.group_id),
       REVTRACE_STR("processor.instance_id", processor.instance_id),

@@ -62,6 +62,11 @@ struct GatewayConfig {
   std::size_t producer_queue_max = 100000;
   std::string trusted_country_header;  // e.g. CF-IPCountry
   std::string maxmind_db;              // path of a MaxMind-format country database
+  // Header carrying the visitor's address for the maxmind_db lookup when the gateway sits behind
+  // a load balancer or proxy (e.g. X-Forwarded-For: its right-most entry, the one the nearest
+  // proxy appended). Empty = the TCP peer's address. When set, a request without a parsable
+  // address in it gets no country (the peer is then the proxy, whose country says nothing).
+  std::string client_ip_header;
 };
 
 struct ProcessorConfig {

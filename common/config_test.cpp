@@ -40,6 +40,18 @@ visitor_id_keys = ["attribu_visitor_id"]
   CHECK(c.find_site("other") == nullptr);
 }
 
+TEST_CASE("config: gateway.client_ip_header from the file, the environment or --set", "[config]") {
+  const char* text = "[gateway]\nmaxmind_db = \"/geo.mmdb\"\nclient_ip_header = \"X-Forwarded-For\"\n";
+  CHECK(parse_config_text("", {}).gateway.client_ip_header.empty());  // default: the TCP peer
+  CHECK(parse_config_text(text, {}).gateway.client_ip_header == "X-Forwarded-For");
+  CHECK(parse_config_text(text, {}).gateway.maxmind_db == "/geo.mmdb");
+  ConfigSources env;
+  env.environment = {"REVTRACE_GATEWAY_CLIENT_IP_HEADER=X-Real-IP"};
+  CHECK(parse_config_text(text, env).gateway.client_ip_header == "X-Real-IP");
+  env.assignments = {"gateway.client_ip_header=CF-Connecting-IP"};
+  CHECK(parse_config_text(text, env).gateway.client_ip_header == "CF-Connecting-IP");
+}
+
 TEST_CASE("config: errors name the offending key", "[config]") {
   auto error_of = [](const char* text, ConfigSources o = {}) -> std::string {
     try {

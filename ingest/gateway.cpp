@@ -243,7 +243,17 @@ struct Gateway::Impl {
       }
     }
     // The address is used for this lookup only and never leaves this function.
-    if (ctx.country.empty() && countries) ctx.country = countries->country_of(peer);
+    if (ctx.country.empty() && countries) {
+      const auto& header = config.gateway.client_ip_header;
+      if (header.empty()) {
+        ctx.country = countries->country_of(peer);
+      } else {
+        // The last field line: a proxy that adds its own line instead of appending puts it last.
+        std::string_view value;
+        for (auto [it, end] = req.equal_range(header); it != end; ++it) value = it->value();
+        if (const auto client = forwarded_client_address(value)) ctx.country = countries->country_of(*client);
+      }
+    }
     return ctx;
   }
 

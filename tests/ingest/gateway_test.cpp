@@ -49,6 +49,8 @@ struct GatewayOptions {
   std::string bootstrap;
   std::size_t producer_queue_max = 100000;
   std::int64_t webhook_ack_timeout_ms = 5000;
+  std::string maxmind_db;        // gateway.maxmind_db when not empty
+  std::string client_ip_header;  // gateway.client_ip_header when not empty
 };
 
 // One gateway with its own topics, configuration and log, on the given broker.
@@ -66,6 +68,8 @@ struct GatewayUnderTest {
         << "webhook_ack_timeout_ms = " << o.webhook_ack_timeout_ms << "\n"
         << "producer_queue_max = " << o.producer_queue_max << "\n"
         << "trusted_country_header = \"CF-IPCountry\"\n"
+        << (o.maxmind_db.empty() ? "" : "maxmind_db = \"" + o.maxmind_db + "\"\n")
+        << (o.client_ip_header.empty() ? "" : "client_ip_header = \"" + o.client_ip_header + "\"\n")
         << "[[sites]]\nid = \"shop\"\nwebhook_secrets = [\"whsec_old\", \"whsec_new\"]\n"
         << "allowed_origins = [\"https://shop.example\"]\n"
         << "[[sites]]\nid = \"blog\"\nwebhook_secrets = [\"whsec_blog\"]\nallowed_origins = [\"*\"]\n"
@@ -709,4 +713,92 @@ TEST_CASE("gateway: SIGTERM under load loses nothing that was acknowledged", "[k
   CHECK(duplicates == 0);
   // Only requests whose answer was lost in the shutdown may be in the topic without an ack.
   CHECK(web.size() <= acked_events.size() + 4);
+}
+
+// The MaxMind path behind a load balancer, with a real database (see ingest/country_test.cpp for
+// the file and where its countries were checked): the visitor's address comes from the right-most
+// X-Forwarded-For entry, the trusted country header still wins, malformed values mean no country,
+// and no record carries an address.
+TEST_CASE("gateway: country from X-Forwarded-For through a MaxMind-format database, no IP stored",
+          "[kafka][gateway][country]") {
+  const std::string db = REVTRACE_COUNTRY_TEST_DB;
+  {
+    INFO(db << " is missing: run scripts/install-node-deps.sh (npm ci in tests/js)");
+    REQUIRE(std::filesystem::is_regular_file(db));
+  }
+  GatewayOptions options{kafka_bootstrap()};
+  options.maxmind_db = db;
+  options.client_ip_header = "X-Forwarded-For";
+  GatewayUnderTest gw(options);
+  gw.start();
+  INFO("logs in " << gw.dir);
+
+  const auto post = [&](const std::string& id, std::map<std::string, std::string> headers) {
+    headers.emplace("Content-Type", "application/json");
+    const auto r = http_request(gw.port, "POST", "/v1/events", pageview("shop", id), headers);
+    INFO(id << ": " << r.body);
+    CHECK(r.status == 202);
+  };
+  post("xff-v4", {{"X-Forwarded-For", "8.8.8.8"}});
+  post("xff-chain", {{"X-Forwarded-For", "198.51.100.1, 10.1.2.3,193.0.6.139"}});  // right-most wins
+  post("xff-v6", {{"X-Forwarded-For", "2a00:1450:4001:82a::200e"}});
+  post("xff-v6-port", {{"X-Forwarded-For", "[2001:4860:4860::8888]:51000"}});
+  post("header-wins", {{"X-Forwarded-For", "8.8.8.8"}, {"CF-IPCountry", "jp"}});
+  post("header-bad", {{"X-Forwarded-For", "80.67.169.12"}, {"CF-IPCountry", "J1"}});  // falls back to the address
+  post("xff-garbage", {{"X-Forwarded-For", "not an address"}});
+  post("xff-trailing-comma", {{"X-Forwarded-For", "8.8.8.8,"}});
+  post("xff-private", {{"X-Forwarded-For", "10.0.0.1"}});
+  post("xff-missing", {});
+  const auto gif = http_request(gw.port, "GET", "/v1/events.gif?type=pageview&site_id=shop&visitor_id=v-gif&event_id=xff-gif&url=https%3A%2F%2Fshop.example%2F",
+                                {}, {{"X-Forwarded-For", "133.242.0.1"}});
+  CHECK(gif.status == 200);
+  // Two field lines (a proxy that adds its own instead of appending): the last line counts.
+  const std::string body = pageview("shop", "xff-two-lines");
+  RawClient raw(gw.port);
+  REQUIRE(raw.connected());
+  raw.send("POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+           "X-Forwarded-For: 8.8.8.8\r\nX-Forwarded-For: 193.0.6.139\r\nConnection: close\r\n"
+           "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+  CHECK_THAT(raw.read_until_closed(10s), Catch::StartsWith("HTTP/1.1 202"));
+
+  const std::map<std::string, std::string> expected{
+      {"xff-v4", "US"},          {"xff-chain", "NL"},        {"xff-v6", "IE"},          {"xff-v6-port", "US"},
+      {"header-wins", "JP"},     {"header-bad", "FR"},       {"xff-garbage", ""},       {"xff-trailing-comma", ""},
+      {"xff-private", ""},       {"xff-missing", ""},        {"xff-gif", "JP"},         {"xff-two-lines", "NL"}};
+  std::vector<TopicRecord> web;
+  REQUIRE(wait_until(30s, [&] { return (web = gw.topic("revtrace.web-events.v1")).size() >= expected.size(); }));
+  REQUIRE(web.size() == expected.size());
+  simdjson::dom::parser parser;
+  std::map<std::string, std::string> country_by_id;
+  for (const auto& rec : web) {
+    simdjson::dom::element doc = parser.parse(rec.value);
+    country_by_id[std::string(field(doc, "event_id"))] = std::string(field(doc, "country"));
+    // No address (nor a piece of one) is stored, whichever header it came in.
+    for (const char* address : {"8.8.8.8", "193.0.6.139", "198.51.100.1", "10.1.2.3", "2a00:1450", "2001:4860",
+                                "80.67.169.12", "133.242.0.1", "10.0.0.1", "127.0.0.1", "51000"}) {
+      INFO(rec.value);
+      CHECK(rec.value.find(address) == std::string::npos);
+    }
+  }
+  CHECK(country_by_id == expected);
+  validate_records(gw.dir, "revtrace.web-events.v1", web);
+  CHECK(http_request(gw.port, "GET", "/healthz").status == 200);
+  gw.child->signal(SIGTERM);
+  CHECK(gw.child->wait(60s).value_or(-1) == 0);
+
+  // Without gateway.client_ip_header the header is not trusted: the TCP peer (127.0.0.1 here, in
+  // no database) is looked up, so a forged X-Forwarded-For gives no country.
+  options.client_ip_header.clear();
+  GatewayUnderTest direct(options);
+  direct.start();
+  INFO("logs in " << direct.dir);
+  CHECK(http_request(direct.port, "POST", "/v1/events", pageview("shop", "forged"),
+                     {{"Content-Type", "application/json"}, {"X-Forwarded-For", "8.8.8.8"}})
+            .status == 202);
+  std::vector<TopicRecord> direct_web;
+  REQUIRE(wait_until(30s, [&] { return !(direct_web = direct.topic("revtrace.web-events.v1")).empty(); }));
+  REQUIRE(direct_web.size() == 1);
+  CHECK(direct_web[0].value.find("\"country\"") == std::string::npos);
+  direct.child->signal(SIGTERM);
+  CHECK(direct.child->wait(60s).value_or(-1) == 0);
 }
