@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the npm dependencies of tests/js (ajv, ajv-formats) exactly as pinned by
+# Installs the npm dependencies of tests/js (ajv, ajv-formats, playwright-core, stripe, a country
+# database) exactly as pinned by
 # tests/js/package-lock.json, and only when needed, so CI and ctest can call it before every run.
 #
 #   scripts/install-node-deps.sh
