@@ -28,6 +28,22 @@ std::string code_at(MMDB_entry_s& entry, const char* const* path) {
   return code;
 }
 
+// Loopback, private (RFC 1918, ULA), shared (RFC 6598), link-local, multicast, reserved and
+// unspecified addresses say nothing about where a visitor is (and country databases map some of
+// them anyway): they are not looked up.
+bool locates_nobody(const boost::asio::ip::address_v4& a) {
+  const auto b = a.to_bytes();
+  return b[0] == 0 || b[0] == 10 || b[0] == 127 || b[0] >= 224 ||
+         (b[0] == 172 && (b[1] & 0xF0) == 16) || (b[0] == 192 && b[1] == 168) ||
+         (b[0] == 169 && b[1] == 254) || (b[0] == 100 && (b[1] & 0xC0) == 64);
+}
+
+bool locates_nobody(const boost::asio::ip::address_v6& a) {
+  const auto b = a.to_bytes();
+  return a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_link_local() ||
+         (b[0] & 0xFE) == 0xFC;  // fc00::/7, unique local
+}
+
 bool is_port(std::string_view text) {
   return !text.empty() && text.size() <= 5 &&
          std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
@@ -50,6 +66,7 @@ CountryDatabase::~CountryDatabase() {
 std::string CountryDatabase::country_of(const boost::asio::ip::address& address) const {
   sockaddr_storage storage{};
   if (address.is_v4()) {
+    if (locates_nobody(address.to_v4())) return {};
     auto* in = reinterpret_cast<sockaddr_in*>(&storage);
     in->sin_family = AF_INET;
     const auto bytes = address.to_v4().to_bytes();
@@ -57,6 +74,7 @@ std::string CountryDatabase::country_of(const boost::asio::ip::address& address)
   } else if (address.is_v6()) {
     const auto v6 = address.to_v6();
     if (v6.is_v4_mapped()) return country_of(boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, v6));
+    if (locates_nobody(v6)) return {};
     auto* in6 = reinterpret_cast<sockaddr_in6*>(&storage);
     in6->sin6_family = AF_INET6;
     const auto bytes = v6.to_bytes();

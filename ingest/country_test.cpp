@@ -59,6 +59,17 @@ TEST_CASE("country: addresses not in the database have no country", "[country]")
   CHECK(country("::ffff:127.0.0.1").empty());
 }
 
+// The pinned database maps some non-public ranges to a country (192.168.1.1 to AU): addresses
+// that never identify a visitor's location are not looked up at all.
+TEST_CASE("country: private, shared, link-local and multicast addresses are never looked up", "[country]") {
+  for (const char* a : {"192.168.1.1", "172.16.5.4", "172.31.255.255", "100.64.0.1", "169.254.1.1",
+                        "224.0.0.251", "255.255.255.255", "::ffff:192.168.1.1", "fe80::1",
+                        "fc00::1", "ff02::1", "::"}) {
+    INFO(a);
+    CHECK(country(a).empty());
+  }
+}
+
 TEST_CASE("country: a database that cannot be opened is a configuration error naming the file",
           "[country]") {
   CHECK_THROWS_MATCHES(CountryDatabase("/nonexistent/geo.mmdb"), revtrace::common::ConfigError,
