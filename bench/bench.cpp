@@ -5,6 +5,7 @@
 //   wait     watch a processor's /metrics until it has processed N records; its RSS from /proc
 //   e2e      webhook 200 → attributed-revenue record visible (read_committed), under pageview load
 //   compact  flush and compact a RocksDB directory (before measuring its size)
+//   engine   the processor's per-record work without Kafka (bench/engine_replay.hpp)
 #include <librdkafka/rdkafka.h>
 #include <rocksdb/db.h>
 #include <signal.h>
@@ -24,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/engine_replay.hpp"
 #include "bench/workload_gen.hpp"
 #include "common/topics.hpp"
 #include "processor/state_store.hpp"
@@ -516,6 +518,15 @@ int main(int argc, char** argv) {
   std::string dir;
   compact->add_option("--dir", dir)->required();
 
+  auto* engine = app.add_subcommand("engine", "Records through the engine and state store, no Kafka");
+  revtrace::bench::EngineReplayOptions engine_run;
+  engine->add_option("--visitors", w.visitors);
+  engine->add_option("--seed", w.seed);
+  engine->add_option("--dir", engine_run.state_dir, "State directory (removed first)")->required();
+  engine->add_option("--partitions", engine_run.partitions);
+  engine->add_option("--batch", engine_run.batch_records, "Records per batch (commit)");
+  engine->add_flag("--progress", engine_run.progress);
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (load->parsed()) {
@@ -536,6 +547,15 @@ int main(int argc, char** argv) {
       return run_e2e(bootstrap, prefix, port, site, secret, rate, webhooks, webhook_rate, bg_sites);
     }
     if (compact->parsed()) return run_compact(dir);
+    if (engine->parsed()) {
+      const auto r = revtrace::bench::run_engine_replay(w, engine_run);
+      std::cout << R"({"records":)" << r.records << R"(,"seconds":)" << r.seconds
+                << R"(,"records_per_s":)" << r.records / std::max(r.seconds, 1e-9)
+                << R"(,"outputs":)" << r.outputs << R"(,"output_bytes":)" << r.output_bytes
+                << R"(,"skipped":)" << r.skipped << R"(,"invalid":)" << r.invalid
+                << R"(,"state_bytes":)" << r.state_bytes << "}\n";
+      return 0;
+    }
   } catch (const std::exception& e) {
     std::cerr << "revtrace_bench: " << e.what() << "\n";
     return 1;
