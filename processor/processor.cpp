@@ -62,9 +62,9 @@ constexpr std::size_t kMaxBatchRecords = 20000;
 
 // One partition number's engine, over the state scoped to that partition.
 struct PartitionEngine {
-  PartitionEngine(StagedStore& staged, std::int32_t partition,
+  PartitionEngine(StateCache& cache, std::int32_t partition,
                   std::function<const domain::SiteSettings&(std::string_view)> settings)
-      : store(staged, partition), engine(store, std::move(settings)) {}
+      : store(cache, partition), engine(store, std::move(settings)) {}
   PartitionStore store;
   domain::AttributionEngine engine;
 };
@@ -114,7 +114,7 @@ struct Processor::Impl {
     if (it == engines.end()) {
       it = engines
                .emplace(partition, std::make_unique<PartitionEngine>(
-                                       *staged, partition,
+                                       *cache, partition,
                                        [this](std::string_view id) -> const domain::SiteSettings& {
                                          return site_settings(id);
                                        }))
@@ -136,6 +136,17 @@ struct Processor::Impl {
     eof_pending.clear();
     if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
       spdlog::info("processor: {} partitions revoked", parts->cnt);
+      // The next owner rebuilds from the log up to the committed offsets; this instance keeps
+      // its state on disk as current as it is in memory, so that getting a partition back only
+      // replays the gap (and settle() reads local offsets from one place).
+      try {
+        cache->checkpoint(true);
+      } catch (const std::exception& e) {
+        // Behind on disk is safe (catch-up repairs it); the error is the disk's, so stop.
+        spdlog::critical("processor: {}", e.what());
+        healthy.store(false);
+        stopping.store(true);
+      }
       std::lock_guard lock(assignment_mutex);
       rd_kafka_assign(rk, nullptr);
       assignment.clear();
@@ -160,7 +171,7 @@ struct Processor::Impl {
       for (int i = 0; i < parts->cnt; ++i) {
         auto& tp = parts->elems[i];
         const TopicPartition key{tp.topic, tp.partition};
-        tp.offset = state->offset(key).value_or(0);
+        tp.offset = cache->offset(key).value_or(0);
         assignment.insert(key);
         progress[key] = tp.offset;
         unsettled.insert(key);
@@ -203,18 +214,18 @@ struct Processor::Impl {
       bool ahead = false;
       for (auto* tp : tps) {
         const std::int64_t committed = tp->offset >= 0 ? tp->offset : 0;
-        const std::int64_t local = state->offset({tp->topic, p}).value_or(0);
+        const std::int64_t local = cache->offset({tp->topic, p}).value_or(0);
         if (local > committed) ahead = true;
       }
       if (ahead) {
         spdlog::warn("processor: partition {}: local state is ahead of the group's committed "
                      "offsets (offsets were reset?): dropping it and rebuilding from the log", p);
-        drop_partition(*state, p, input_topics);
+        cache->drop_partition(p, input_topics);
       }
       bool behind = false;
       for (auto* tp : tps) {
         const std::int64_t committed = tp->offset >= 0 ? tp->offset : 0;
-        const std::int64_t local = state->offset({tp->topic, p}).value_or(0);
+        const std::int64_t local = cache->offset({tp->topic, p}).value_or(0);
         if (local < committed) {
           catch_up[{tp->topic, p}] = committed;
           behind = true;
@@ -308,7 +319,7 @@ struct Processor::Impl {
 
   void open() {
     state = std::make_unique<RocksState>(config.processor.data_dir);
-    staged = std::make_unique<StagedStore>(*state);
+    cache = std::make_unique<StateCache>(*state);
     auto conf = kafka::make_conf(config.kafka, {{"group.id", config.processor.group_id},
                                                 {"isolation.level", "read_committed"},
                                                 {"enable.auto.commit", "false"},
@@ -354,6 +365,9 @@ struct Processor::Impl {
     }
     metrics.gauge_fn("revtrace_processor_state_bytes", "Approximate RocksDB state size.", "",
                      [this] { return static_cast<double>(state->approximate_size()); });
+    metrics.gauge_fn("revtrace_processor_state_cache_bytes",
+                     "Memory held by the state cache (values and their keys).", "",
+                     [this] { return static_cast<double>(cache_bytes.load()); });
     metrics.gauge_fn("revtrace_processor_records_per_second",
                      "Input records processed per second (live and rebuild), over the last second "
                      "or more.", "", [this] { return records_per_second.load(); });
@@ -523,10 +537,12 @@ struct Processor::Impl {
       }
     }
     if (status.ok()) {
-      // Kafka committed first; a crash before this write leaves the local state behind the
-      // group's offsets, which the next assignment repairs by re-processing the gap.
-      for (const auto& [tp, off] : next) staged->set_offset(tp, off);
-      staged->commit();
+      // Kafka committed first; the state follows at the next checkpoint. A crash before that
+      // leaves the local state behind the group's offsets, which the next assignment repairs by
+      // re-processing the gap.
+      for (const auto& [tp, off] : next) cache->set_offset(tp, off);
+      cache->commit();
+      if (cache->checkpoint_due()) cache->checkpoint(false);
       if (transactional) commits.inc();
       finish_catch_up();
       record_progress(next);
@@ -539,7 +555,7 @@ struct Processor::Impl {
     }
     spdlog::warn("processor: transaction aborted ({}); rewinding {} partitions", status.message,
                  first.size());
-    staged->discard();
+    cache->discard();
     end_of.clear();   // the rewind re-delivers what the aborted batch held
     eof_pending.clear();
     aborts.inc();
@@ -610,19 +626,29 @@ struct Processor::Impl {
       if (batch.empty()) continue;
       try {
         if (!process_batch(batch)) {
+          cache->discard();  // the state stays as the last committed batch left it
           healthy.store(false);
           return;
         }
       } catch (const std::exception& e) {
         spdlog::critical("processor: {}", e.what());
+        cache->discard();
         healthy.store(false);
         return;
       }
+    }
+    try {
+      cache->checkpoint(true);
+      spdlog::info("processor: state checkpointed ({} checkpoints)", cache->checkpoints());
+    } catch (const std::exception& e) {
+      spdlog::critical("processor: {}", e.what());
+      healthy.store(false);
     }
   }
 
   // Records per second since the previous sample, sampled at most once a second.
   void sample_rate() {
+    cache_bytes.store(cache->cached_bytes());
     const auto now = std::chrono::steady_clock::now();
     const double elapsed = std::chrono::duration<double>(now - rate_sampled_at).count();
     if (elapsed < 1.0) return;
@@ -708,7 +734,7 @@ struct Processor::Impl {
   std::string revenue_topic;
   std::string dead_letter_topic;
   std::unique_ptr<RocksState> state;
-  std::unique_ptr<StagedStore> staged;
+  std::unique_ptr<StateCache> cache;
   std::map<std::int32_t, std::unique_ptr<PartitionEngine>> engines;
   std::mutex assignment_mutex;
   std::set<TopicPartition> assignment;
@@ -717,6 +743,7 @@ struct Processor::Impl {
   std::map<TopicPartition, std::int64_t> eof_pending;  // ends seen, not yet counted as progress
   std::map<TopicPartition, std::int64_t> progress;     // processed position (guarded by the mutex)
   std::atomic<double> records_per_second{0};
+  std::atomic<std::size_t> cache_bytes{0};  // StateCache::cached_bytes(), sampled by the loop
   std::chrono::steady_clock::time_point rate_sampled_at = std::chrono::steady_clock::now();
   std::uint64_t rate_sampled_total = 0;
   std::set<TopicPartition> unsettled;  // assigned, held paused until committed offsets are readable

@@ -1,10 +1,11 @@
 #include "processor/state_store.hpp"
 
 #include <rocksdb/cache.h>
+#include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
-#include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <set>
 #include <stdexcept>
 
@@ -14,80 +15,28 @@ namespace {
 constexpr std::string_view kStatePrefix = "s/";
 constexpr std::string_view kOffsetPrefix = "o/";
 
-std::string state_key(std::string_view key) {
-  std::string k(kStatePrefix);
+}  // namespace
+
+std::string RocksState::state_key(std::string_view key) {
+  std::string k;
+  k.reserve(kStatePrefix.size() + key.size());
+  k += kStatePrefix;
   k += key;
   return k;
 }
 
-std::string offset_key(const TopicPartition& tp) {
+std::string RocksState::offset_key(const TopicPartition& tp) {
   return std::string(kOffsetPrefix) + tp.topic + "/" + std::to_string(tp.partition);
 }
 
-}  // namespace
-
-// 64 MiB of cached values (a replay measured no gain from 192 MiB on 2 cores, only RSS), inside
-// the 1 GiB bar together with the memtables and the block cache.
-constexpr std::size_t kReadCacheBytes = 64u << 20;
-
-const std::optional<std::string>* ReadCache::find(std::string_view key) {
-  if (auto it = current_.find(key); it != current_.end()) return &it->second;
-  auto it = old_.find(key);
-  if (it == old_.end()) return nullptr;
-  auto node = old_.extract(it);
-  const std::string k(node.key());
-  store(k, std::move(node.mapped()));
-  return &current_.find(k)->second;
-}
-
-void ReadCache::store(std::string_view key, std::optional<std::string> value) {
-  if (half_budget_ == 0) return;
-  const std::size_t c = cost(key, value);
-  if (auto it = current_.find(key); it != current_.end()) {
-    current_bytes_ -= cost(key, it->second);
-    current_bytes_ += c;
-    it->second = std::move(value);
-    return;
-  }
-  if (current_bytes_ + c > half_budget_) {
-    old_ = std::move(current_);
-    current_ = {};
-    current_bytes_ = 0;
-  }
-  if (auto it = old_.find(key); it != old_.end()) old_.erase(it);
-  current_.emplace(std::string(key), std::move(value));
-  current_bytes_ += c;
-}
-
-void ReadCache::adopt(std::string&& key, std::optional<std::string>&& value) {
-  if (half_budget_ == 0) return;
-  const std::size_t c = cost(key, value);
-  if (auto it = current_.find(key); it != current_.end()) {
-    current_bytes_ -= cost(key, it->second);
-    current_bytes_ += c;
-    it->second = std::move(value);
-    return;
-  }
-  if (current_bytes_ + c > half_budget_) {
-    old_ = std::move(current_);
-    current_ = {};
-    current_bytes_ = 0;
-  }
-  if (auto it = old_.find(key); it != old_.end()) old_.erase(it);
-  current_.emplace(std::move(key), std::move(value));
-  current_bytes_ += c;
-}
-
-void ReadCache::clear() {
-  current_.clear();
-  old_.clear();
-  current_bytes_ = 0;
-}
-
-RocksState::RocksState(const std::string& dir) : cache_(kReadCacheBytes) {
+RocksState::RocksState(const std::string& dir) {
   rocksdb::Options options;
   options.create_if_missing = true;
   options.IncreaseParallelism(2);
+  // Compactions catch up in the background at a lower CPU priority than the processing thread
+  // (nice), so that on a small machine they do not delay live batches (end-to-end latency);
+  // flushes, which writes wait for, keep the normal priority.
+  options.env->LowerThreadPoolCPUPriority(rocksdb::Env::Priority::LOW);
   // Memory is bounded and sized for millions of visitors (see PERFORMANCE.md): two 64 MiB
   // memtables (OptimizeLevelStyleCompaction's default budget is 512 MiB of them), and one block
   // cache that also holds index and filter blocks, so RSS does not grow with the state on disk.
@@ -120,44 +69,24 @@ RocksState::RocksState(const std::string& dir) : cache_(kReadCacheBytes) {
   db_.reset(raw);
 }
 
-std::optional<std::string> RocksState::get(std::string_view key) const {
-  if (const auto* cached = cache_.find(key)) return *cached;
-  std::string value;
-  const auto status = db_->Get(rocksdb::ReadOptions(), state_key(key), &value);
-  if (status.IsNotFound()) {
-    cache_.store(key, std::nullopt);
-    return std::nullopt;
-  }
+bool RocksState::read(std::string_view key, std::string& out) const {
+  const auto status = db_->Get(rocksdb::ReadOptions(), state_key(key), &out);
+  if (status.IsNotFound()) return false;
   if (!status.ok()) throw std::runtime_error("processor: state read failed: " + status.ToString());
-  cache_.store(key, value);
+  return true;
+}
+
+std::optional<std::string> RocksState::get(std::string_view key) const {
+  std::string value;
+  if (!read(key, value)) return std::nullopt;
   return value;
 }
 
-void RocksState::write(StringMap<std::optional<std::string>>&& changes,
-                       const std::map<TopicPartition, std::int64_t>& offsets) {
-  rocksdb::WriteBatch batch;
-  for (const auto& [k, v] : changes) {
-    if (v) {
-      batch.Put(state_key(k), *v);
-    } else {
-      batch.Delete(state_key(k));
-    }
-  }
-  for (const auto& [tp, off] : offsets) batch.Put(offset_key(tp), std::to_string(off));
-  // Not synced: the write follows the Kafka commit, so a write the operating system loses in a
-  // crash leaves the state behind the committed offsets, which catch-up repairs; the WAL keeps
-  // the batch atomic and the writes in order (processor/RECOVERY.md). An fsync per transaction
-  // only delayed the next batch (end-to-end latency).
-  rocksdb::WriteOptions wo;
-  const auto status = db_->Write(wo, &batch);
-  if (!status.ok()) {
-    cache_.clear();  // whatever the database holds now, the cache must not claim otherwise
-    throw std::runtime_error("processor: state write failed: " + status.ToString());
-  }
-  while (!changes.empty()) {
-    auto node = changes.extract(changes.begin());
-    cache_.adopt(std::move(node.key()), std::move(node.mapped()));
-  }
+rocksdb::Status RocksState::write(rocksdb::WriteBatch& batch) {
+  // Not synced: a checkpoint follows the Kafka commits it reflects, so a write the operating
+  // system loses in a crash leaves the state behind the committed offsets, which catch-up
+  // repairs; the WAL keeps each batch atomic and the batches in order (processor/RECOVERY.md).
+  return db_->Write(rocksdb::WriteOptions(), &batch);
 }
 
 void RocksState::erase_range(std::string_view begin, std::string_view end,
@@ -168,7 +97,6 @@ void RocksState::erase_range(std::string_view begin, std::string_view end,
   rocksdb::WriteOptions wo;
   wo.sync = true;
   const auto status = db_->Write(wo, &batch);
-  cache_.clear();
   if (!status.ok()) throw std::runtime_error("processor: state drop failed: " + status.ToString());
 }
 
@@ -203,63 +131,277 @@ std::uint64_t RocksState::approximate_size() const {
   return size + mem;
 }
 
-std::optional<std::string> StagedStore::get(std::string_view key) const {
-  if (auto it = pending_.find(key); it != pending_.end()) return it->second;
-  return base_.get(key);
+// --- StateCache ------------------------------------------------------------------------------
+
+StateCache::StateCache(RocksState& db, StateCacheOptions options)
+    : db_(db), options_(options) {
+  writer_ = std::thread([this] {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      cv_.wait(lock, [this] { return stopping_ || pending_write_ != nullptr; });
+      if (pending_write_ == nullptr) return;  // stopping, nothing left to write
+      auto batch = std::move(pending_write_);
+      lock.unlock();
+      const auto status = db_.write(*batch);
+      batch.reset();
+      lock.lock();
+      if (!status.ok() && write_error_.empty()) write_error_ = status.ToString();
+      writing_ = false;
+      cv_.notify_all();
+    }
+  });
 }
 
-void StagedStore::put(std::string_view key, std::string_view value) {
-  if (auto it = pending_.find(key); it != pending_.end()) {
-    it->second = std::string(value);
-  } else {
-    pending_.emplace(std::string(key), std::string(value));
+StateCache::~StateCache() {
+  {
+    std::unique_lock lock(mutex_);
+    cv_.wait(lock, [this] { return !writing_; });
+    stopping_ = true;
   }
+  cv_.notify_all();
+  writer_.join();
 }
 
-void StagedStore::erase(std::string_view key) {
-  if (auto it = pending_.find(key); it != pending_.end()) {
-    it->second = std::nullopt;
-  } else {
-    pending_.emplace(std::string(key), std::nullopt);
+StateCache::Entry& StateCache::slot(std::string_view key) {
+  auto it = map_.find(key);
+  if (it == map_.end()) {
+    it = map_.emplace(std::string(key), Entry{}).first;
+    bytes_ += cost(it->first, it->second);
   }
+  return it->second;
 }
 
-std::vector<std::string> StagedStore::keys(std::string_view begin, std::string_view end) const {
-  std::set<std::string> merged;
-  for (auto& k : base_.keys(begin, end)) {
-    if (auto it = pending_.find(k); it == pending_.end() || it->second) merged.insert(std::move(k));
+void StateCache::load(std::string_view key, Entry& e) {
+  const std::size_t before = e.value.capacity();
+  e.known = db_.read(key, e.value) ? Known::present : Known::absent;
+  if (e.known == Known::absent) e.value.clear();
+  bytes_ += e.value.capacity() - before;
+}
+
+const std::string* StateCache::find(std::string_view key) {
+  auto it = map_.find(key);
+  if (it == map_.end()) {
+    it = map_.emplace(std::string(key), Entry{}).first;
+    bytes_ += cost(it->first, it->second);
   }
-  for (const auto& [k, v] : pending_) {
-    if (v && k >= begin && k < end) merged.insert(k);
+  Entry& e = it->second;
+  if (e.known == Known::unknown) load(it->first, e);
+  e.touched = epoch_;
+  return e.known == Known::present ? &e.value : nullptr;
+}
+
+void StateCache::stage(Map::value_type& kv) {
+  Entry& e = kv.second;
+  if (e.batch != batch_) {
+    undo_.push_back({&e, e});
+    e.batch = batch_;
   }
+  if (!e.listed) {
+    dirty_.push_back(&kv);
+    e.listed = true;
+  }
+  e.dirty = true;
+  e.touched = epoch_;
+}
+
+void StateCache::put(std::string_view key, std::string_view value) {
+  auto it = map_.find(key);
+  if (it == map_.end()) {
+    it = map_.emplace(std::string(key), Entry{}).first;
+    bytes_ += cost(it->first, it->second);
+  }
+  stage(*it);
+  Entry& e = it->second;
+  const std::size_t before = e.value.capacity();
+  e.value.assign(value);
+  e.known = Known::present;
+  bytes_ += e.value.capacity() - before;
+  dirty_bytes_ += it->first.size() + value.size();
+}
+
+void StateCache::erase(std::string_view key) {
+  auto it = map_.find(key);
+  if (it == map_.end()) {
+    it = map_.emplace(std::string(key), Entry{}).first;
+    bytes_ += cost(it->first, it->second);
+  }
+  stage(*it);
+  it->second.value.clear();
+  it->second.known = Known::absent;
+  dirty_bytes_ += it->first.size();
+}
+
+std::vector<std::string> StateCache::keys(std::string_view begin, std::string_view end) {
+  // Everything committed before the latest checkpoint is on disk once its write finished; what
+  // changed since is in dirty_.
+  wait_for_write();
+  // dirty_ in key order up to sorted_; entries appended since are few (a sort is amortized over
+  // the scans of one idle sweep, which reads many ranges between few writes).
+  const auto by_key = [](const Map::value_type* a, const Map::value_type* b) { return a->first < b->first; };
+  if (dirty_.size() - sorted_ > 4096 || (sorted_ == 0 && !dirty_.empty())) {
+    std::sort(dirty_.begin() + static_cast<std::ptrdiff_t>(sorted_), dirty_.end(), by_key);
+    std::inplace_merge(dirty_.begin(), dirty_.begin() + static_cast<std::ptrdiff_t>(sorted_),
+                       dirty_.end(), by_key);
+    sorted_ = dirty_.size();
+  }
+  std::set<std::string, std::less<>> merged;
+  for (auto& k : db_.keys(begin, end)) merged.insert(std::move(k));
+  const auto apply = [&](const Map::value_type* kv) {
+    const auto& [k, e] = *kv;
+    if (!e.dirty || k < begin || k >= end) return;
+    if (e.known == Known::present) {
+      merged.insert(k);
+    } else if (auto it = merged.find(k); it != merged.end()) {
+      merged.erase(it);
+    }
+  };
+  const auto sorted_end = dirty_.begin() + static_cast<std::ptrdiff_t>(sorted_);
+  auto it = std::lower_bound(dirty_.begin(), sorted_end, begin,
+                             [](const Map::value_type* kv, std::string_view k) { return kv->first < k; });
+  for (; it != sorted_end && (*it)->first < end; ++it) apply(*it);
+  for (auto t = sorted_end; t != dirty_.end(); ++t) apply(*t);
   return {merged.begin(), merged.end()};
 }
 
-void StagedStore::set_offset(const TopicPartition& tp, std::int64_t next_offset) {
-  offsets_[tp] = next_offset;
+void StateCache::set_offset(const TopicPartition& tp, std::int64_t next_offset) {
+  staged_offsets_[tp] = next_offset;
 }
 
-void StagedStore::commit() {
-  base_.write(std::move(pending_), offsets_);
-  discard();
+void StateCache::commit() {
+  for (auto& [tp, off] : staged_offsets_) offsets_[tp] = off;
+  staged_offsets_.clear();
+  undo_.clear();
+  ++batch_;
 }
 
-void StagedStore::discard() {
-  pending_.clear();
+void StateCache::discard() {
+  for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
+    bytes_ -= it->entry->value.capacity();
+    bytes_ += it->before.value.capacity();
+    *it->entry = std::move(it->before);
+  }
+  undo_.clear();
+  staged_offsets_.clear();
+  ++batch_;
+}
+
+std::optional<std::int64_t> StateCache::offset(const TopicPartition& tp) const {
+  if (auto it = offsets_.find(tp); it != offsets_.end()) return it->second;
+  if (auto it = disk_offsets_.find(tp); it != disk_offsets_.end()) return it->second;
+  return db_.offset(tp);
+}
+
+bool StateCache::checkpoint_due() const {
+  if (dirty_.empty() && offsets_.empty()) return false;
+  return dirty_bytes_ >= options_.checkpoint_dirty_bytes ||
+         std::chrono::steady_clock::now() - last_checkpoint_ >= options_.checkpoint_interval;
+}
+
+void StateCache::wait_for_write() {
+  std::unique_lock lock(mutex_);
+  cv_.wait(lock, [this] { return !writing_; });
+  if (!write_error_.empty()) {
+    throw std::runtime_error("processor: state checkpoint failed: " + write_error_);
+  }
+}
+
+void StateCache::evict() {
+  if (bytes_ <= options_.budget_bytes) return;
+  // Clean entries not used since the previous checkpoint go first; if that is not enough, every
+  // clean entry not used in this interval. Everything clean is on disk (the caller waited for the
+  // previous write), so an evicted key is read back from the database.
+  for (const std::uint32_t keep_from : {epoch_ - 1, epoch_}) {
+    for (auto it = map_.begin(); it != map_.end();) {
+      if (!it->second.dirty && it->second.touched < keep_from) {
+        bytes_ -= cost(it->first, it->second);
+        it = map_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (bytes_ <= options_.budget_bytes * 3 / 4) return;
+  }
+}
+
+void StateCache::checkpoint(bool wait) {
+  if (!undo_.empty() || !staged_offsets_.empty()) {
+    throw std::logic_error("processor: checkpoint inside a batch");
+  }
+  wait_for_write();
+  auto batch = std::make_unique<rocksdb::WriteBatch>();
+  // In key order: the memtable's skip list inserts a run of ascending keys from where the
+  // previous one went (its sequential splice) instead of searching from the top for each.
+  std::sort(dirty_.begin(), dirty_.end(),
+            [](const Map::value_type* a, const Map::value_type* b) { return a->first < b->first; });
+  for (auto* kv : dirty_) {
+    auto& [k, e] = *kv;
+    e.listed = false;
+    if (!e.dirty) continue;
+    e.dirty = false;
+    if (e.known == Known::present) {
+      batch->Put(RocksState::state_key(k), e.value);
+    } else {
+      batch->Delete(RocksState::state_key(k));
+    }
+  }
+  dirty_.clear();
+  sorted_ = 0;
+  dirty_bytes_ = 0;
+  for (const auto& [tp, off] : offsets_) {
+    batch->Put(RocksState::offset_key(tp), std::to_string(off));
+    disk_offsets_[tp] = off;
+  }
   offsets_.clear();
+  // No entry is dirty now, and the previous write is on disk: evicting is safe. The entries of
+  // this checkpoint are touched in this epoch, and the next checkpoint waits for this write
+  // before it evicts anything.
+  evict();
+  ++epoch_;
+  ++checkpoints_;
+  last_checkpoint_ = std::chrono::steady_clock::now();
+  if (batch->Count() == 0) return;
+  {
+    std::lock_guard lock(mutex_);
+    pending_write_ = std::move(batch);
+    writing_ = true;
+  }
+  cv_.notify_all();
+  if (wait) wait_for_write();
+}
+
+void StateCache::drop_partition(std::int32_t partition,
+                                const std::vector<std::string>& input_topics) {
+  if (!undo_.empty()) throw std::logic_error("processor: partition dropped inside a batch");
+  wait_for_write();
+  const std::string begin = partition_prefix(partition);
+  const std::string end = partition_prefix(partition + 1);
+  std::vector<TopicPartition> offsets;
+  for (const auto& topic : input_topics) {
+    offsets.push_back({topic, partition});
+    offsets_.erase({topic, partition});
+    disk_offsets_.erase({topic, partition});
+  }
+  dirty_.erase(std::remove_if(dirty_.begin(), dirty_.end(),
+                              [&](Map::value_type* kv) { return kv->first >= begin && kv->first < end; }),
+               dirty_.end());
+  sorted_ = 0;
+  dirty_bytes_ = 0;
+  for (auto* kv : dirty_) dirty_bytes_ += kv->first.size() + kv->second.value.size();
+  for (auto it = map_.begin(); it != map_.end();) {
+    if (it->first >= begin && it->first < end) {
+      bytes_ -= cost(it->first, it->second);
+      it = map_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  db_.erase_range(begin, end, offsets);
 }
 
 std::string partition_prefix(std::int32_t partition) {
   char buf[16];
   std::snprintf(buf, sizeof buf, "p%05d/", partition);
   return buf;
-}
-
-void drop_partition(RocksState& state, std::int32_t partition,
-                    const std::vector<std::string>& input_topics) {
-  std::vector<TopicPartition> offsets;
-  for (const auto& topic : input_topics) offsets.push_back({topic, partition});
-  state.erase_range(partition_prefix(partition), partition_prefix(partition + 1), offsets);
 }
 
 }  // namespace revtrace::processor

@@ -1,15 +1,26 @@
 #pragma once
-// The processor's RocksDB state. The engine sees it through domain::StateStore; writes of one
-// batch are buffered in a StagedStore and written together with the input offsets they reflect in
-// one atomic RocksDB WriteBatch, so state and offsets can never disagree on disk.
+// The processor's state: the engine's keys in RocksDB behind one in-memory write-back cache.
+//
+// The engine reads and writes through StateCache (one hash lookup per access). A batch's writes
+// become visible at once and can be rolled back (an aborted Kafka transaction) from an undo log;
+// committed writes stay in memory, marked dirty, and reach RocksDB at checkpoints: every few
+// seconds (or sooner when much is dirty), in one atomic WriteBatch together with the input
+// offsets they reflect, written on a background thread. So state and offsets never disagree on
+// disk, and the disk is at most one checkpoint behind the committed output — which catch-up
+// repairs on restart by re-processing the gap with output suppressed (processor/RECOVERY.md).
 #include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -31,80 +42,137 @@ struct TopicPartition {
   auto operator<=>(const TopicPartition&) const = default;
 };
 
-// Committed state values recently read or written, present and absent ones, so that the hot path
-// (the same visitors and payments again and again) rarely reaches RocksDB, whose memtable search
-// dominated the replay profile (PERFORMANCE.md). Write-through: the database stays the truth, the
-// cache only mirrors what was committed to it. Two generations bound its memory: when the current
-// one reaches half the budget it becomes the old one and the previous old one is dropped; a hit in
-// the old generation moves the entry back to the current one.
-class ReadCache {
- public:
-  explicit ReadCache(std::size_t budget_bytes) : half_budget_(budget_bytes / 2) {}
-  // nullptr: unknown; otherwise the cached value (nullopt: known to be absent).
-  [[nodiscard]] const std::optional<std::string>* find(std::string_view key);
-  void store(std::string_view key, std::optional<std::string> value);
-  // The same, taking ownership of the key (no copy when the key is new to the cache).
-  void adopt(std::string&& key, std::optional<std::string>&& value);
-  void clear();
-
- private:
-  static std::size_t cost(std::string_view key, const std::optional<std::string>& value) {
-    return key.size() + (value ? value->size() : 0) + 96;  // + node, hash and string headers
-  }
-  std::size_t half_budget_;
-  std::size_t current_bytes_ = 0;
-  StringMap<std::optional<std::string>> current_;
-  StringMap<std::optional<std::string>> old_;
-};
-
+// The database. State keys are stored under "s/", offsets under "o/<topic>/<partition>".
 class RocksState {
  public:
   // Opens (creating if needed) the database in `dir`; throws std::runtime_error with RocksDB's
   // status text on failure.
   explicit RocksState(const std::string& dir);
+  // A state value as the database holds it (no cache): true and `out` set, or false if absent.
+  // Throws on a read error.
+  bool read(std::string_view key, std::string& out) const;
   [[nodiscard]] std::optional<std::string> get(std::string_view key) const;
-  // Offsets (next offset to read) as last written with a batch.
+  // Offsets (next offset to read) as last written with a checkpoint.
   [[nodiscard]] std::optional<std::int64_t> offset(const TopicPartition& tp) const;
   // State keys (without the store's internal prefix) in [begin, end), ascending.
   [[nodiscard]] std::vector<std::string> keys(std::string_view begin, std::string_view end) const;
-  // Writes state changes (nullopt = erase) and offsets in one atomic batch (WAL, not fsynced:
-  // see processor/RECOVERY.md). The changes' keys and values move into the read cache:
-  // `changes` is left empty.
-  void write(StringMap<std::optional<std::string>>&& changes,
-             const std::map<TopicPartition, std::int64_t>& offsets);
+  // Applies `batch` atomically (WAL, not fsynced: processor/RECOVERY.md).
+  [[nodiscard]] rocksdb::Status write(rocksdb::WriteBatch& batch);
   // Deletes the state keys in [begin, end) and the given offsets in one synced batch.
   void erase_range(std::string_view begin, std::string_view end,
                    const std::vector<TopicPartition>& offsets);
-  // Direct access for reading properties. Writes must go through write() / erase_range(), which
-  // keep the read cache in line with the database.
   [[nodiscard]] rocksdb::DB& db() noexcept { return *db_; }
   [[nodiscard]] std::uint64_t approximate_size() const;
 
+  // The database's key for a state key / an offset.
+  [[nodiscard]] static std::string state_key(std::string_view key);
+  [[nodiscard]] static std::string offset_key(const TopicPartition& tp);
+
  private:
   std::unique_ptr<rocksdb::DB> db_;
-  mutable ReadCache cache_;
 };
 
-// A write-buffering view over RocksState: reads see the batch's own writes first. Keys are the
-// full state keys (see partition_prefix); offsets are staged alongside and written atomically.
-class StagedStore {
+struct StateCacheOptions {
+  // Memory for cached values (clean ones are evicted at checkpoints beyond it; dirty ones stay
+  // until written).
+  std::size_t budget_bytes = 256u << 20;
+  // A checkpoint is due after this long, or when this much is dirty, whichever comes first.
+  std::chrono::milliseconds checkpoint_interval{5000};
+  std::size_t checkpoint_dirty_bytes = 64u << 20;
+};
+
+// The write-back cache over RocksState. Not thread-safe (the processing thread owns it), except
+// that the checkpoint write runs on its own thread. Keys are full state keys (see
+// partition_prefix).
+class StateCache {
  public:
-  explicit StagedStore(RocksState& base) : base_(base) {}
-  [[nodiscard]] std::optional<std::string> get(std::string_view key) const;
+  StateCache(RocksState& db, StateCacheOptions options = {});
+  ~StateCache();  // waits for a checkpoint being written; does not start one
+  StateCache(const StateCache&) = delete;
+  StateCache& operator=(const StateCache&) = delete;
+
+  // The current value (the batch's own writes included), or nullptr when absent. The pointer is
+  // valid until the next put/erase of the same key, discard() or checkpoint().
+  [[nodiscard]] const std::string* find(std::string_view key);
   void put(std::string_view key, std::string_view value);
   void erase(std::string_view key);
-  // Keys in [begin, end) of the base merged with the staged writes, ascending.
-  [[nodiscard]] std::vector<std::string> keys(std::string_view begin, std::string_view end) const;
+  // Keys in [begin, end) as the writes so far left them, ascending.
+  [[nodiscard]] std::vector<std::string> keys(std::string_view begin, std::string_view end);
+
+  // The batch's input offsets (next offset to read), checkpointed with the state.
   void set_offset(const TopicPartition& tp, std::int64_t next_offset);
-  // Writes staged state and offsets atomically (WAL, not fsynced), then clears the stage.
+  // Ends the batch: its writes and offsets are committed (in memory, for the next checkpoint).
   void commit();
+  // Rolls the batch's writes and offsets back.
   void discard();
-  [[nodiscard]] std::size_t staged() const noexcept { return pending_.size(); }
+  // Local offset of `tp`: the last committed one (in memory or on disk).
+  [[nodiscard]] std::optional<std::int64_t> offset(const TopicPartition& tp) const;
+
+  // Whether a checkpoint is due (time or dirty bytes). Call between batches.
+  [[nodiscard]] bool checkpoint_due() const;
+  // Between batches: writes every committed change and the committed offsets in one WriteBatch.
+  // `wait`: returns when it is on disk (WAL); otherwise it is written on a background thread and
+  // the next checkpoint (or keys(), drop_partition(), the destructor) waits for it. Throws when
+  // a checkpoint write failed (the disk then is behind the committed output: catch-up repairs it).
+  void checkpoint(bool wait);
+  // Deletes the state and the offsets of one partition number, in memory and on disk.
+  void drop_partition(std::int32_t partition, const std::vector<std::string>& input_topics);
+
+  [[nodiscard]] std::size_t cached_bytes() const noexcept { return bytes_; }
+  [[nodiscard]] std::size_t dirty_bytes() const noexcept { return dirty_bytes_; }
+  [[nodiscard]] std::uint64_t checkpoints() const noexcept { return checkpoints_; }
 
  private:
-  RocksState& base_;
-  StringMap<std::optional<std::string>> pending_;
-  std::map<TopicPartition, std::int64_t> offsets_;
+  enum class Known : std::uint8_t { unknown, absent, present };
+  struct Entry {
+    std::string value;
+    Known known = Known::unknown;  // unknown: read the database
+    bool dirty = false;            // committed or staged, not yet in a checkpoint
+    bool listed = false;           // in dirty_ (may be listed but no longer dirty)
+    std::uint32_t batch = 0;       // batch of its last undo record
+    std::uint32_t touched = 0;     // checkpoint epoch of its last access
+  };
+  struct Undo {
+    Entry* entry;
+    Entry before;
+  };
+  using Map = StringMap<Entry>;
+
+  Entry& slot(std::string_view key);  // the entry, created unknown
+  void load(std::string_view key, Entry& e);
+  void stage(Map::value_type& kv);  // before a write: undo record, dirty list
+  void evict();
+  void wait_for_write();
+  static std::size_t cost(std::string_view key, const Entry& e) {
+    return key.size() + e.value.capacity() + 96;  // + node, hash and string headers
+  }
+
+  RocksState& db_;
+  StateCacheOptions options_;
+  Map map_;
+  std::size_t bytes_ = 0;
+  // Entries written since the last checkpoint (the first sorted_ of them in key order, so that
+  // keys() finds a range without scanning them all).
+  std::vector<Map::value_type*> dirty_;
+  std::size_t sorted_ = 0;
+  std::size_t dirty_bytes_ = 0;
+  std::vector<Undo> undo_;
+  std::uint32_t batch_ = 1;
+  std::uint32_t epoch_ = 1;
+  std::map<TopicPartition, std::int64_t> staged_offsets_;
+  std::map<TopicPartition, std::int64_t> offsets_;      // committed, not yet checkpointed
+  std::map<TopicPartition, std::int64_t> disk_offsets_;  // in the latest checkpoint
+  std::chrono::steady_clock::time_point last_checkpoint_ = std::chrono::steady_clock::now();
+  std::uint64_t checkpoints_ = 0;
+
+  // The background writer: one WriteBatch at a time.
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::unique_ptr<rocksdb::WriteBatch> pending_write_;
+  bool writing_ = false;
+  bool stopping_ = false;
+  std::string write_error_;
+  std::thread writer_;
 };
 
 // The engine's state of one input partition number (the same number in every co-partitioned
@@ -114,18 +182,26 @@ class StagedStore {
 
 class PartitionStore final : public domain::StateStore {
  public:
-  PartitionStore(StagedStore& staged, std::int32_t partition)
-      : staged_(staged), prefix_(partition_prefix(partition)) {}
+  PartitionStore(StateCache& cache, std::int32_t partition)
+      : cache_(cache), prefix_(partition_prefix(partition)) {}
   [[nodiscard]] std::optional<std::string> get(std::string_view key) const override {
-    return staged_.get(scoped(key));
+    const auto* v = cache_.find(scoped(key));
+    if (v == nullptr) return std::nullopt;
+    return *v;
+  }
+  bool read(std::string_view key, std::string& out) const override {
+    const auto* v = cache_.find(scoped(key));
+    if (v == nullptr) return false;
+    out.assign(*v);
+    return true;
   }
   void put(std::string_view key, std::string_view value) override {
-    staged_.put(scoped(key), value);
+    cache_.put(scoped(key), value);
   }
-  void erase(std::string_view key) override { staged_.erase(scoped(key)); }
+  void erase(std::string_view key) override { cache_.erase(scoped(key)); }
   [[nodiscard]] std::vector<std::string> keys(std::string_view begin,
                                               std::string_view end) const override {
-    auto out = staged_.keys(prefix_ + std::string(begin), prefix_ + std::string(end));
+    auto out = cache_.keys(prefix_ + std::string(begin), prefix_ + std::string(end));
     for (auto& k : out) k.erase(0, prefix_.size());
     return out;
   }
@@ -137,13 +213,9 @@ class PartitionStore final : public domain::StateStore {
     scratch_.append(key);
     return scratch_;
   }
-  StagedStore& staged_;
+  StateCache& cache_;
   std::string prefix_;
   mutable std::string scratch_;
 };
-
-// Deletes the state and the stored offsets of one partition number (before a rebuild).
-void drop_partition(RocksState& state, std::int32_t partition,
-                    const std::vector<std::string>& input_topics);
 
 }  // namespace revtrace::processor

@@ -1,9 +1,11 @@
-// The processor's RocksDB state and its read cache: what was committed is what is read back,
-// through the cache or not, after erases, partition drops and cache generations turning over.
+// The processor's state: what a batch writes is read back at once, rolled back by discard(),
+// kept by commit(), and reaches RocksDB (with its offsets, atomically) only at checkpoints; the
+// cache evicts only what is on disk and never answers differently from the database.
 #include "processor/state_store.hpp"
 
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <map>
 #include <random>
 
 namespace revtrace::processor {
@@ -20,79 +22,185 @@ struct TempDir {
 
 }  // namespace
 
-TEST_CASE("read cache: hits, absent entries, generations within the budget") {
-  ReadCache cache(2000);  // two generations of 1000 bytes: about 9 small entries each
-  CHECK(cache.find("a") == nullptr);
-  cache.store("a", std::string("1"));
-  cache.store("b", std::nullopt);
-  REQUIRE(cache.find("a") != nullptr);
-  CHECK(**cache.find("a") == "1");
-  REQUIRE(cache.find("b") != nullptr);
-  CHECK_FALSE(cache.find("b")->has_value());
-  cache.store("a", std::string("2"));
-  CHECK(**cache.find("a") == "2");
-  // Enough new keys to turn over both generations: the first ones are forgotten, never wrong.
-  for (int i = 0; i < 100; ++i) cache.store("k" + std::to_string(i), std::string(10, 'x'));
-  CHECK(cache.find("a") == nullptr);
-  CHECK(cache.find("k0") == nullptr);
-  REQUIRE(cache.find("k99") != nullptr);
-  CHECK(**cache.find("k99") == std::string(10, 'x'));
-  cache.clear();
-  CHECK(cache.find("k99") == nullptr);
-}
-
-TEST_CASE("committed state reads back through the cache, staged writes first") {
+TEST_CASE("batch writes read back at once, discard rolls them back, commit keeps them") {
   TempDir dir;
   RocksState state(dir.path.string());
-  StagedStore staged(state);
-  PartitionStore p0(staged, 0);
-  PartitionStore p1(staged, 1);
-  CHECK_FALSE(p0.get("vis/x").has_value());  // cached as absent
+  StateCache cache(state);
+  PartitionStore p0(cache, 0);
+  PartitionStore p1(cache, 1);
+  CHECK_FALSE(p0.get("vis/x").has_value());  // known absent from now on
   p0.put("vis/x", "one");
   p1.put("vis/x", "other partition");
   CHECK(p0.get("vis/x") == "one");
-  staged.set_offset({"t", 0}, 42);
-  staged.commit();
+  cache.set_offset({"t", 0}, 42);
+  cache.commit();
   CHECK(p0.get("vis/x") == "one");
   CHECK(p1.get("vis/x") == "other partition");
-  CHECK(state.offset({"t", 0}) == 42);
+  CHECK(cache.offset({"t", 0}) == 42);
+  // Committed, but not on disk before a checkpoint: neither the value nor the offset.
+  CHECK_FALSE(state.get(partition_prefix(0) + "vis/x").has_value());
+  CHECK_FALSE(state.offset({"t", 0}).has_value());
 
   p0.put("vis/x", "two");
-  staged.discard();  // an aborted batch leaves the committed value
+  p0.put("vis/new", "n");
+  p1.erase("vis/x");
+  cache.set_offset({"t", 0}, 99);
+  std::string out;
+  CHECK(p0.read("vis/x", out));
+  CHECK(out == "two");
+  cache.discard();  // an aborted batch leaves the committed values and offsets
   CHECK(p0.get("vis/x") == "one");
+  CHECK(p1.get("vis/x") == "other partition");
+  CHECK_FALSE(p0.get("vis/new").has_value());
+  CHECK(cache.offset({"t", 0}) == 42);
+
+  cache.checkpoint(true);
+  CHECK(state.get(partition_prefix(0) + "vis/x") == "one");
+  CHECK(state.get(partition_prefix(1) + "vis/x") == "other partition");
+  CHECK_FALSE(state.get(partition_prefix(0) + "vis/new").has_value());
+  CHECK(state.offset({"t", 0}) == 42);
 
   p0.erase("vis/x");
   CHECK_FALSE(p0.get("vis/x").has_value());
-  staged.commit();
+  cache.commit();
+  cache.checkpoint(true);
   CHECK_FALSE(p0.get("vis/x").has_value());
   CHECK_FALSE(state.get(partition_prefix(0) + "vis/x").has_value());
-
-  p0.put("vis/y", "y");
-  staged.set_offset({"t", 0}, 50);
-  staged.commit();
-  drop_partition(state, 0, {"t"});
-  CHECK_FALSE(p0.get("vis/y").has_value());
-  CHECK_FALSE(state.offset({"t", 0}).has_value());
-  CHECK(p1.get("vis/x") == "other partition");
 }
 
-TEST_CASE("state survives reopening (the cache is only a mirror)") {
+TEST_CASE("a discarded write to a key never read before leaves the database's value") {
+  TempDir dir;
+  RocksState state(dir.path.string());
+  {
+    StateCache cache(state);
+    PartitionStore p(cache, 2);
+    p.put("k", "on disk");
+    cache.commit();
+    cache.checkpoint(true);
+  }
+  StateCache cache(state);  // a new cache: "k" is unknown to it
+  PartitionStore p(cache, 2);
+  p.put("k", "staged");
+  cache.discard();
+  CHECK(p.get("k") == "on disk");
+}
+
+TEST_CASE("keys() merges the database with committed and staged changes") {
+  TempDir dir;
+  RocksState state(dir.path.string());
+  StateCache cache(state);
+  PartitionStore p(cache, 0);
+  p.put("idle/a", "");
+  p.put("idle/b", "");
+  p.put("idle/c", "");
+  cache.commit();
+  cache.checkpoint(false);  // written in the background: keys() waits for it
+  p.erase("idle/b");
+  p.put("idle/d", "");
+  cache.commit();
+  p.put("idle/e", "");
+  p.put("other", "");
+  CHECK(p.keys("idle/", "idle0") == std::vector<std::string>{"idle/a", "idle/c", "idle/d", "idle/e"});
+  cache.discard();
+  CHECK(p.keys("idle/", "idle0") == std::vector<std::string>{"idle/a", "idle/c", "idle/d"});
+}
+
+TEST_CASE("dropping a partition removes it in memory and on disk, others stay") {
+  TempDir dir;
+  RocksState state(dir.path.string());
+  StateCache cache(state);
+  PartitionStore p0(cache, 0);
+  PartitionStore p1(cache, 1);
+  p0.put("vis/y", "y");
+  p1.put("vis/x", "x");
+  cache.set_offset({"t", 0}, 50);
+  cache.set_offset({"t", 1}, 7);
+  cache.commit();
+  cache.checkpoint(true);
+  p0.put("vis/z", "z");  // committed, not checkpointed
+  cache.commit();
+  cache.drop_partition(0, {"t"});
+  CHECK_FALSE(p0.get("vis/y").has_value());
+  CHECK_FALSE(p0.get("vis/z").has_value());
+  CHECK_FALSE(cache.offset({"t", 0}).has_value());
+  CHECK_FALSE(state.offset({"t", 0}).has_value());
+  CHECK(p1.get("vis/x") == "x");
+  CHECK(cache.offset({"t", 1}) == 7);
+  cache.checkpoint(true);  // nothing of partition 0 comes back
+  CHECK_FALSE(state.get(partition_prefix(0) + "vis/z").has_value());
+}
+
+TEST_CASE("eviction within a small budget never changes what is read") {
+  TempDir dir;
+  RocksState state(dir.path.string());
+  StateCacheOptions options;
+  options.budget_bytes = 20000;  // far less than the data: most entries are evicted
+  StateCache cache(state, options);
+  PartitionStore p(cache, 4);
+  std::mt19937 rng(7);
+  std::map<std::string, std::string> truth;
+  for (int batch = 0; batch < 200; ++batch) {
+    std::map<std::string, std::string> staged = truth;
+    for (int i = 0; i < 50; ++i) {
+      const std::string key = "k" + std::to_string(rng() % 400);
+      if (rng() % 5 == 0) {
+        p.erase(key);
+        staged.erase(key);
+      } else {
+        const std::string value(1 + rng() % 60, static_cast<char>('a' + rng() % 26));
+        p.put(key, value);
+        staged[key] = value;
+      }
+    }
+    if (rng() % 4 == 0) {
+      cache.discard();
+    } else {
+      cache.commit();
+      truth = std::move(staged);
+    }
+    if (batch % 7 == 0) cache.checkpoint(batch % 2 == 0);
+    for (int i = 0; i < 40; ++i) {
+      const std::string key = "k" + std::to_string(rng() % 400);
+      auto it = truth.find(key);
+      if (it == truth.end()) {
+        REQUIRE_FALSE(p.get(key).has_value());
+      } else {
+        REQUIRE(p.get(key) == it->second);
+      }
+    }
+  }
+  CHECK(cache.cached_bytes() < 4 * options.budget_bytes);
+  cache.checkpoint(true);
+  std::vector<std::string> keys;
+  for (const auto& [k, v] : truth) keys.push_back(k);
+  CHECK(p.keys("k", "l") == keys);
+}
+
+TEST_CASE("state survives reopening after a checkpoint, and only then") {
   TempDir dir;
   {
     RocksState state(dir.path.string());
-    StagedStore staged(state);
-    PartitionStore p(staged, 3);
+    StateCache cache(state);
+    PartitionStore p(cache, 3);
     p.put("pay/a", "paid");
     p.put("pay/b", "gone");
-    staged.commit();
+    cache.set_offset({"t", 3}, 10);
+    cache.commit();
     p.erase("pay/b");
-    staged.commit();
+    cache.set_offset({"t", 3}, 11);
+    cache.commit();
+    cache.checkpoint(false);
+    p.put("pay/c", "after the checkpoint");
+    cache.set_offset({"t", 3}, 12);
+    cache.commit();  // never checkpointed: as if the process died here
   }
   RocksState state(dir.path.string());
-  StagedStore staged(state);
-  PartitionStore p(staged, 3);
+  StateCache cache(state);
+  PartitionStore p(cache, 3);
   CHECK(p.get("pay/a") == "paid");
   CHECK_FALSE(p.get("pay/b").has_value());
+  CHECK_FALSE(p.get("pay/c").has_value());
+  CHECK(cache.offset({"t", 3}) == 11);
   CHECK(p.keys("pay/", "pay0") == std::vector<std::string>{"pay/a"});
 }
 

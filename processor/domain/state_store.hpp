@@ -18,6 +18,13 @@ class StateStore {
   virtual ~StateStore() = default;
   // The value last put for `key`, or nullopt when absent (never put, or erased).
   [[nodiscard]] virtual std::optional<std::string> get(std::string_view key) const = 0;
+  // The same into `out` (reusing its capacity): true when present. Hot paths read this way.
+  virtual bool read(std::string_view key, std::string& out) const {
+    auto v = get(key);
+    if (!v) return false;
+    out = std::move(*v);
+    return true;
+  }
   virtual void put(std::string_view key, std::string_view value) = 0;
   virtual void erase(std::string_view key) = 0;
   // Every key k with begin <= k < end (byte order), ascending, as the writes so far left them
