@@ -42,6 +42,10 @@ class Writer {
     for (const auto& x : s) str(x);
   }
   void touch(const Touch& t);
+  // Bytes appended as they are (an already encoded part of a value).
+  void raw(std::string_view bytes) { out_.append(bytes); }
+  // Starts a new value, keeping the buffer's capacity.
+  void clear() noexcept { out_.clear(); }
   [[nodiscard]] const std::string& bytes() const noexcept { return out_; }
   [[nodiscard]] std::string take() noexcept { return std::move(out_); }
 
@@ -80,6 +84,16 @@ class Reader {
     in_.remove_prefix(n);
     return s;
   }
+  // A string as a view into the input (valid while the input is).
+  std::string_view view() noexcept {
+    const auto n = u64();
+    if (n > in_.size()) return fail(), std::string_view();
+    const auto s = in_.substr(0, n);
+    in_.remove_prefix(n);
+    return s;
+  }
+  // The bytes not read yet.
+  [[nodiscard]] std::string_view rest() const noexcept { return in_; }
   std::set<std::string> strings() {
     std::set<std::string> out;
     const auto n = count();
@@ -93,6 +107,11 @@ class Reader {
     return n;
   }
   Touch touch();
+  // The source fields of a touch (what same_source compares), as views; the rest is skipped.
+  struct TouchSource {
+    std::string_view source, medium, campaign, term, content, click_id;
+  };
+  TouchSource touch_source() noexcept;
   [[nodiscard]] bool ok() const noexcept { return ok_; }
   [[nodiscard]] bool done() const noexcept { return in_.empty(); }
 
@@ -123,6 +142,20 @@ inline Touch Reader::touch() {
         &t.referrer, &t.landing_path, &t.browser, &t.os, &t.device_class, &t.country}) {
     *f = str();
   }
+  return t;
+}
+
+inline Reader::TouchSource Reader::touch_source() noexcept {
+  TouchSource t;
+  (void)i64();   // at
+  (void)view();  // channel
+  t.source = view();
+  t.medium = view();
+  t.campaign = view();
+  t.term = view();
+  t.content = view();
+  t.click_id = view();
+  for (int i = 0; i < 6; ++i) (void)view();  // referrer, landing path, browser, os, class, country
   return t;
 }
 

@@ -99,6 +99,101 @@ void VisitorTimelines::save(std::string_view visitor, const State& s) {
 VisitorTimelines::Added VisitorTimelines::add_pageview(std::string_view visitor,
                                                        std::string_view event_id,
                                                        const Touch& touch) {
+  // The hot path of the engine (every pageview): the visitor's value is edited as bytes — the
+  // header and event hashes rewritten, the session touches copied as they are, a new touch
+  // appended — without decoding the touches. It writes exactly what load() + the update +
+  // save() below would (the tests compare both).
+  thread_local std::string value;
+  thread_local codec::Writer w;
+  const auto k = key(visitor);
+  if (!store_.read(k, value)) return add_pageview_decoded(visitor, event_id, touch);
+  codec::Reader r(value);
+  if (r.u64() != kFormat) return add_pageview_decoded(visitor, event_id, touch);
+  const auto corrupt_value = [&] {
+    throw std::runtime_error("revtrace::domain: corrupt visitor state at key " + k);
+  };
+  const Millis last_seen = r.i64();
+  const std::uint64_t started = r.u64();
+  const std::uint64_t n_events = r.count();
+  const std::string_view blob = r.view();
+  if (!r.ok() || blob.size() != n_events * 8) corrupt_value();
+  const std::uint64_t n_sessions = r.count();
+  const char* const sessions_begin = r.rest().data();
+  const char* first_end = sessions_begin;
+  codec::Reader::TouchSource last{};
+  for (std::uint64_t i = 0; i < n_sessions && r.ok(); ++i) {
+    last = r.touch_source();
+    if (i == 0) first_end = r.rest().data();
+  }
+  const char* const sessions_end = r.rest().data();
+  const std::string_view tail = r.rest();  // pixel sessions: checked, copied as they are
+  (void)r.u64();
+  const std::uint64_t n_pixel = r.count();
+  for (std::uint64_t i = 0; i < n_pixel && r.ok(); ++i) (void)r.view();
+  if (!r.ok() || !r.done() || started < n_sessions) corrupt_value();
+
+  Added added;
+  added.previous_last_seen = last_seen;
+  std::string_view events = blob;
+  std::uint64_t events_after = n_events;
+  std::uint64_t h = 0;
+  if (!event_id.empty()) {
+    h = event_hash(event_id);
+    for (std::uint64_t i = 0; i < n_events; ++i) {
+      std::uint64_t x = 0;
+      for (int b = 7; b >= 0; --b) x = (x << 8) | static_cast<unsigned char>(blob[i * 8 + b]);
+      if (x == h) {
+        added.duplicate = true;
+        return added;
+      }
+    }
+    ++events_after;
+    if (events_after > kRecentEvents) {
+      events.remove_prefix(8);
+      --events_after;
+    }
+  }
+  bool fresh = n_sessions == 0 || touch.at - last_seen > kSessionIdle;
+  if (!fresh && !is_direct(touch)) {
+    fresh = !(touch.source == last.source && touch.medium == last.medium &&
+              touch.campaign == last.campaign && touch.term == last.term &&
+              touch.content == last.content && touch.click_id == last.click_id);
+  }
+  const Millis new_last_seen = fresh ? touch.at : std::max(last_seen, touch.at);
+  std::string_view kept_sessions(sessions_begin, static_cast<std::size_t>(sessions_end - sessions_begin));
+  std::uint64_t sessions_after = n_sessions;
+  if (fresh) {
+    ++sessions_after;
+    if (sessions_after > kMaxSessions) {
+      kept_sessions.remove_prefix(static_cast<std::size_t>(first_end - sessions_begin));
+      --sessions_after;
+    }
+  }
+  w.clear();
+  w.u64(kFormat);
+  w.i64(new_last_seen);
+  w.u64(started + (fresh ? 1 : 0));
+  w.u64(events_after);
+  w.u64(events.size() + (event_id.empty() ? 0 : 8));
+  w.raw(events);
+  if (!event_id.empty()) {
+    char bytes[8];
+    for (int b = 0; b < 8; ++b) bytes[b] = static_cast<char>((h >> (8 * b)) & 0xff);
+    w.raw(std::string_view(bytes, 8));
+  }
+  w.u64(sessions_after);
+  w.raw(kept_sessions);
+  if (fresh) w.touch(touch);
+  w.raw(tail);
+  store_.put(k, w.bytes());
+  added.new_session = fresh;
+  added.last_seen = new_last_seen;
+  return added;
+}
+
+VisitorTimelines::Added VisitorTimelines::add_pageview_decoded(std::string_view visitor,
+                                                               std::string_view event_id,
+                                                               const Touch& touch) {
   auto s = load(visitor);
   Added added;
   added.previous_last_seen = s.last_seen;

@@ -40,6 +40,10 @@ class VisitorTimelines {
   };
   // Applies one pageview whose touch (with channel) is `touch`.
   Added add_pageview(std::string_view visitor, std::string_view event_id, const Touch& touch);
+  // The same on the decoded value (load, update, save): what add_pageview does for a new visitor
+  // or a value of an older format, and the reference its byte-level fast path is tested against.
+  Added add_pageview_decoded(std::string_view visitor, std::string_view event_id,
+                             const Touch& touch);
   // The visitor's session touches, in the order they started.
   [[nodiscard]] std::vector<Touch> touches(std::string_view visitor) const;
 
