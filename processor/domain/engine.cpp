@@ -503,7 +503,9 @@ struct AttributionEngine::Impl {
     if (previous != 0 && previous / kDay == now / kDay) return;
     if (previous != 0) store.erase(idle_key(site, previous, visitor));
     store.put(idle_key(site, now, visitor), "");
-    store.put(std::string(kIdleSites) + std::string(site), "");
+    std::string site_key(kIdleSites);
+    site_key += site;
+    if (!store.get(site_key)) store.put(site_key, "");
   }
 
   // Removes an anonymous visitor — its identity component is the visitor and the pixel sessions

@@ -21,6 +21,12 @@ void lower_ascii(std::string& s) {
 // report keys, so they are made valid UTF-8 (invalid bytes -> U+FFFD), control characters become
 // spaces, and the ends are trimmed.
 std::string clean(std::string_view in) {
+  // Printable ASCII (most text) is already clean: only the ends are trimmed.
+  if (std::all_of(in.begin(), in.end(), [](char c) { return c >= 0x20 && c < 0x7F; })) {
+    const auto first = in.find_first_not_of(' ');
+    if (first == std::string_view::npos) return {};
+    return std::string(in.substr(first, in.find_last_not_of(' ') - first + 1));
+  }
   std::string out;
   out.reserve(in.size());
   const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(in[i]); };
@@ -74,6 +80,27 @@ std::string normalize_host(std::string_view raw) {
   while (!host.empty() && host.back() == '.') host.pop_back();
   if (host.starts_with("www.")) host.erase(0, 4);
   return host;
+}
+
+// A configured name (a domain of a rule list, an affiliate parameter) as normalize_host() /
+// clean_lower() would leave it: itself when it already is (the usual case, no copy), otherwise
+// normalized into `scratch`.
+bool canonical(std::string_view s, bool host) {
+  if (s.empty() || s.front() == ' ' || s.back() == ' ') return false;
+  if (host && (s.back() == '.' || s.starts_with("www."))) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) { return c >= 0x20 && c < 0x7F && !(c >= 'A' && c <= 'Z'); });
+}
+
+std::string_view rule_host(std::string_view raw, std::string& scratch) {
+  if (canonical(raw, true)) return raw;
+  scratch = normalize_host(raw);
+  return scratch;
+}
+
+std::string_view rule_name(std::string_view raw, std::string& scratch) {
+  if (canonical(raw, false)) return raw;
+  scratch = clean_lower(raw);
+  return scratch;
 }
 
 // host equals domain or is a subdomain of it.
@@ -202,32 +229,36 @@ ParsedUrl parse_url(std::string_view text) {
     text.remove_suffix(1);
   }
   if (text.empty()) return {};
-  std::string prepared;
+  std::string prepared;  // only when the text needs the "//" of a host-first reading
   if (scheme_length(text) == 0 && !text.starts_with('/') && !text.starts_with('?') &&
       !text.starts_with('#')) {
     prepared = "//";
+    prepared += text;
+    text = prepared;
   }
-  prepared += text;
   try {
-    const auto r = boost::urls::parse_uri_reference(prepared);
-    if (!r) return parse_lenient(prepared);
+    const auto r = boost::urls::parse_uri_reference(text);
+    if (!r) return parse_lenient(text);
     ParsedUrl p;
     p.scheme = std::string(r->scheme());
     lower_ascii(p.scheme);
     p.host = normalize_host(std::string_view(r->encoded_host()));
-    p.path = clean(r->path());
+    // The decoded path; without escapes it is the encoded one, and no decoded copy is made.
+    const std::string_view encoded_path = r->encoded_path();
+    p.path = encoded_path.find('%') == std::string_view::npos ? clean(encoded_path) : clean(r->path());
     boost::urls::encoding_opts opts;
     opts.space_as_plus = true;
-    for (const auto& param : r->params(opts)) {
-      std::string key = param.key;
-      lower_ascii(key);
-      p.params.emplace_back(std::move(key), param.has_value ? param.value : std::string());
+    p.params.reserve(r->params(opts).size());
+    for (auto param : r->params(opts)) {
+      lower_ascii(param.key);
+      if (!param.has_value) param.value.clear();
+      p.params.emplace_back(std::move(param.key), std::move(param.value));
     }
     return p;
   } catch (const std::exception&) {
     // Boost.URL reports errors as values; this only guards against allocation failures and the
     // like, so that extract_touch keeps its no-throw promise for any input.
-    return parse_lenient(prepared);
+    return parse_lenient(text);
   }
 }
 
@@ -297,8 +328,9 @@ Touch extract_touch(const PageviewFacts& pv, const SiteRules& rules) {
     }
   }
   std::string affiliate;
+  std::string scratch;
   for (const auto& name : rules.affiliate_params) {
-    auto key = clean_lower(name);
+    const auto key = rule_name(name, scratch);
     if (key.empty()) continue;
     if (affiliate = clean_lower(param(url, key)); !affiliate.empty()) break;
   }
@@ -308,9 +340,11 @@ Touch extract_touch(const PageviewFacts& pv, const SiteRules& rules) {
     const ParsedUrl ref = parse_url(pv.referrer);
     const std::string lookup = lookup_host(ref);
     bool internal = ref.host.empty() || ref.host == url.host;
-    for (const auto& own : rules.own_domains) internal = internal || within(ref.host, normalize_host(own));
+    for (const auto& own : rules.own_domains) {
+      internal = internal || within(ref.host, rule_host(own, scratch));
+    }
     for (const auto& ignored : rules.ignored_referrers) {
-      internal = internal || within(ref.host, normalize_host(ignored));
+      internal = internal || within(ref.host, rule_host(ignored, scratch));
     }
     if (!internal) {
       t.referrer = ref.host;
