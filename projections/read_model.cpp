@@ -12,7 +12,7 @@
 namespace revtrace::projections {
 namespace {
 
-constexpr char kSep = '\x1f';  // separates key parts; never occurs in ids or values we store
+constexpr char kSep = '\x1f';  // separates key parts (escaped inside parts, see join)
 const std::vector<std::string_view> kModels{"first_touch", "last_touch",     "last_non_direct",
                                             "linear",      "position_based", "time_decay"};
 const std::vector<std::string_view> kTouchDims{"channel",  "source",   "medium",
@@ -53,24 +53,47 @@ Amounts decode(std::string_view s) {
   return a;
 }
 
+// Key parts may hold anything a record or an ad-spend entry carries (a UTM value decoded from a
+// URL can contain any byte), so each part is escaped: kSep and kEsc become kEsc followed by the
+// byte + 0x40. The escaped part never contains kSep, the escaping is injective, and parts without
+// either byte (every id, day and ordinary value) are stored as they are.
+constexpr char kEsc = '\x1e';
+
+void append_part(std::string& k, std::string_view part) {
+  for (const char c : part) {
+    if (c == kSep || c == kEsc) {
+      k += kEsc;
+      k += static_cast<char>(c + 0x40);
+    } else {
+      k += c;
+    }
+  }
+}
+
 std::string join(std::initializer_list<std::string_view> parts) {
   std::string k;
+  bool first = true;
   for (auto p : parts) {
-    if (!k.empty()) k += kSep;
-    k += p;
+    if (!first) k += kSep;
+    first = false;
+    append_part(k, p);
   }
   return k;
 }
 
-std::vector<std::string_view> split(std::string_view s) {
-  std::vector<std::string_view> out;
-  std::size_t pos = 0;
-  for (;;) {
-    const auto next = s.find(kSep, pos);
-    out.push_back(s.substr(pos, next == std::string_view::npos ? s.npos : next - pos));
-    if (next == std::string_view::npos) return out;
-    pos = next + 1;
+// The parts of a key built by join, unescaped.
+std::vector<std::string> split(std::string_view s) {
+  std::vector<std::string> out(1);
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == kSep) {
+      out.emplace_back();
+    } else if (s[i] == kEsc && i + 1 < s.size()) {
+      out.back() += static_cast<char>(s[++i] - 0x40);
+    } else {
+      out.back() += s[i];
+    }
   }
+  return out;
 }
 
 std::string_view mode_name(bool live) { return live ? "live" : "test"; }

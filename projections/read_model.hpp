@@ -4,7 +4,8 @@
 // and older or repeated revisions are ignored — so re-consuming the topic from the beginning
 // rebuilds exactly the same models.
 //
-// Layout (RocksDB, one database; parts separated by \x1f):
+// Layout (RocksDB, one database; parts separated by \x1f; inside a part \x1f and \x1e are escaped
+// as \x1e followed by the byte + 0x40, so no value, however odd, can shift the parts of a key):
 //   p|site|payment                         latest record of a payment (payment detail)
 //   t|site|mode|day|paid_at|payment        time index (payment lists, filtered queries)
 //   d|site|mode|model|dim|day|cur|value    "revenue,net,payments" per UTC day (breakdowns)

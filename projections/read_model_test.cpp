@@ -527,3 +527,72 @@ TEST_CASE("read models: drop refuses a directory in use", "[projections]") {
   ReadModels in_use(dir);
   CHECK_THROWS(ReadModels::drop(dir));
 }
+
+TEST_CASE("read models: control characters in values cannot corrupt read-model keys",
+          "[projections]") {
+  // \u001f is the key-part separator and \u001e the escape byte; values carry them verbatim
+  // (e.g. utm_campaign=spring%1Fsale). Each distinct value must stay a distinct, intact row.
+  const Touch odd{"Paid\\u001fSearch", "goo\\u001egle", "spring\\u001fsale"};
+  const Touch plain{"Paid", "goo\\u001e_gle", "spring"};
+  const Touch sale{"Paid", "a\\u001fb", "sale"};
+  std::vector<std::string> recs;
+  auto add = [&](const std::string& key, std::int64_t amount, const Touch& t) {
+    Payment p;
+    p.key = key;
+    p.amount = amount;
+    p.touches = {t};
+    p.all = {amount};
+    recs.push_back(p.json());
+  };
+  add("pi_odd", 1000, odd);
+  add("pi_plain", 500, plain);
+  add("pi_sale", 70, sale);
+  add("pi_\\u001f\\u001ekey", 3, plain);  // even a payment key with both bytes
+  ReadModels m(temp_dir());
+  apply_all(m, recs);
+
+  auto rows = by_key_currency(m.breakdown(query("linear", "campaign")));
+  CHECK(rows.size() == 3);
+  check_row(rows, "spring\x1fsale", "usd", 1000, 1000, 1);
+  check_row(rows, "spring", "usd", 503, 503, 2);
+  check_row(rows, "sale", "usd", 70, 70, 1);
+  rows = by_key_currency(m.breakdown(query("linear", "channel")));
+  CHECK(rows.size() == 2);
+  check_row(rows, "Paid\x1fSearch", "usd", 1000, 1000, 1);
+  check_row(rows, "Paid", "usd", 573, 573, 3);
+  rows = by_key_currency(m.breakdown(query("linear", "source")));
+  CHECK(rows.size() == 3);
+  check_row(rows, "goo\x1egle", "usd", 1000, 1000, 1);
+  check_row(rows, "goo\x1e_gle", "usd", 503, 503, 2);
+  check_row(rows, "a\x1f" "b", "usd", 70, 70, 1);
+  // The filtered path (recomputed from the records) agrees.
+  auto q = query("linear", "campaign");
+  q.filters = {{"channel", "Paid\x1fSearch"}};
+  rows = by_key_currency(m.breakdown(q));
+  CHECK(rows.size() == 1);
+  check_row(rows, "spring\x1fsale", "usd", 1000, 1000, 1);
+  // Every payment is listed and found, the odd key included.
+  const auto page = m.payments(query("linear", "all"), 10, "");
+  CHECK(page.records.size() == 4);
+  CHECK(m.payment("s1", "pi_\x1f\x1ekey").has_value());
+
+  // Spend with the same bytes in channel, source and campaign lands on exactly those values.
+  m.apply_spend({"s1", "2026-10-01", "Paid\x1fSearch", "goo\x1egle", "spring\x1fsale", 250, "usd", 1});
+  m.apply_spend({"s1", "2026-10-01", "Paid", "goo\x1e_gle", "spring", 100, "usd", 1});
+  q = query("linear", "campaign");
+  q.currency = "usd";
+  std::map<std::string, revtrace::projections::RoasRow> roas;
+  for (const auto& r : m.roas(q)) roas[r.key] = r;
+  CHECK(roas.size() == 3);
+  CHECK(roas["spring\x1fsale"].spend == 250);
+  CHECK(roas["spring\x1fsale"].revenue == 1000);
+  CHECK(roas["spring"].spend == 100);
+  CHECK(roas["spring"].revenue == 503);
+  CHECK(roas["sale"].spend == 0);
+
+  // Removing what was added leaves no aggregate behind (retraction finds the same keys).
+  m.retire("s1/pi_odd");
+  rows = by_key_currency(m.breakdown(query("linear", "campaign")));
+  CHECK(rows.size() == 2);
+  CHECK(rows.count({"spring\x1fsale", "usd"}) == 0);
+}

@@ -147,9 +147,10 @@ TEST_CASE("query: exact answers, isolation on every route, named bad parameters,
   const std::string dir = temp_dir("revtrace-query");
   const std::string a = unique("qa");
   const std::string b = unique("qb");
+  const std::string c = unique("qc");  // values with the read models' key separator in them
   const std::string prefix = unique("query") + ".";
   const auto port = free_port();
-  const std::string config = write_config(dir, prefix, port, {a, b});
+  const std::string config = write_config(dir, prefix, port, {a, b, c});
   const std::string bin = revtrace_binary();
   INFO("logs in " << dir);
   {
@@ -197,7 +198,21 @@ TEST_CASE("query: exact answers, isolation on every route, named bad parameters,
   pb.paid_at = kJune1 + 3'600'000;
   pb.touches = {{kJune1 - kDay, "Display", "bsecret", "display", "bcampaign"}};
   pb.credits = {{{123456}, {123456}, {123456}, {123456}, {123456}, {123456}}};
-  const std::vector<Revenue> records{p1, p3, p1r2, p4, p5, pb, p2};
+  // Site C: a campaign with \u001f (the read-model key separator) and a source with \u001e (its
+  // escape byte) in them, next to a campaign that is the separator's left half.
+  Revenue pc1{c, "pi_ctl1"};
+  pc1.amount = 4000;
+  pc1.paid_at = kJune1 + 5 * 3'600'000;
+  pc1.customer = "cus_ctl1";
+  pc1.touches = {{kJune1 - kDay, "Paid Social", "face\\u001ebook", "paid_social", "spring\\u001fsale"}};
+  pc1.credits = {{{4000}, {4000}, {4000}, {4000}, {4000}, {4000}}};
+  Revenue pc2 = pc1;
+  pc2.key = "pi_ctl2";
+  pc2.amount = 1000;
+  pc2.customer = "cus_ctl2";
+  pc2.touches[0].campaign = "spring";
+  pc2.credits = {{{1000}, {1000}, {1000}, {1000}, {1000}, {1000}}};
+  const std::vector<Revenue> records{p1, p3, p1r2, p4, p5, pb, p2, pc1, pc2};
 
   // The records honour the public contract (independent validator: ajv).
   {
@@ -326,10 +341,47 @@ TEST_CASE("query: exact answers, isolation on every route, named bad parameters,
           "Paid Search,usd,5000,10000,8000,2,1,2.0000,5000.0000\r\n"
           "Email,usd,2500,10000,8000,2,1,4.0000,2500.0000\r\n"
           "Organic Search,usd,0,3000,3000,1,1,null,0.0000\r\n");
-    // what both wrote to revtrace.ad-spend.v1 honours its schema
+
+    // Site C: values holding the key separator (\u001f) or its escape byte (\u001e) stay
+    // distinct, intact rows, on the revenue and the spend side alike.
+    const auto tc = bearer("token-" + c);
+    const std::string cbase = "/v1/sites/" + c;
+    auto getc = [&](const std::string& target) { return http_request(port, "GET", target, {}, tc); };
+    const std::string chead = R"({"site_id":")" + c + R"(","model":"linear","group_by":)";
+    r = getc(cbase + "/revenue?model=linear&group_by=campaign");
+    CHECK(r.body == chead + R"("campaign","livemode":true,"from":null,"to":null,"rows":[)"
+                            R"({"key":"spring\u001fsale","currency":"usd","revenue":4000,"net":4000,"payments":1},)"
+                            R"({"key":"spring","currency":"usd","revenue":1000,"net":1000,"payments":1}]})");
+    r = getc(cbase + "/revenue?model=linear&group_by=source");
+    CHECK(r.body == chead + R"("source","livemode":true,"from":null,"to":null,"rows":[)"
+                            R"({"key":"face\u001ebook","currency":"usd","revenue":5000,"net":5000,"payments":2}]})");
+    r = getc(cbase + "/revenue?model=linear&group_by=campaign&filter.campaign=spring%1Fsale");
+    CHECK(r.body == chead + R"("campaign","livemode":true,"from":null,"to":null,"rows":[)"
+                            R"({"key":"spring\u001fsale","currency":"usd","revenue":4000,"net":4000,"payments":1}]})");
+    r = http_request(port, "PUT", cbase + "/ad-spend",
+                     R"([{"day":"2025-06-01","channel":"Paid Social","source":"face\u001ebook","campaign":"spring\u001fsale","amount":2000,"currency":"usd"}])",
+                     {{"Authorization", "Bearer token-" + c}, {"Content-Type", "application/json"}});
+    REQUIRE(r.status == 200);
+    const std::string c_roas =
+        chead + R"("campaign","livemode":true,"from":null,"to":null,"rows":[)"
+                R"({"key":"spring\u001fsale","currency":"usd","spend":2000,"revenue":4000,"net":4000,"payments":1,"customers":1,"roas":2.0000,"cost_per_customer":2000.0000},)"
+                R"({"key":"spring","currency":"usd","spend":0,"revenue":1000,"net":1000,"payments":1,"customers":1,"roas":null,"cost_per_customer":0.0000}]})";
+    REQUIRE(wait_until(30s, [&] {
+      roas = getc(cbase + "/roas?model=linear");
+      return roas.body == c_roas;
+    }, 100ms));
+    r = getc(cbase + "/roas?model=linear&group_by=source");
+    CHECK(r.body == chead + R"("source","livemode":true,"from":null,"to":null,"rows":[)"
+                            R"({"key":"face\u001ebook","currency":"usd","spend":2000,"revenue":5000,"net":5000,"payments":2,"customers":2,"roas":2.5000,"cost_per_customer":1000.0000}]})");
+    r = getc(cbase + "/payments");
+    REQUIRE(r.status == 200);
+    CHECK(r.body.find(R"("payment_key":"pi_ctl2")") != std::string::npos);
+    CHECK(r.body.find(R"("payment_key":"pi_ctl1")") != std::string::npos);
+
+    // what they all wrote to revtrace.ad-spend.v1 honours its schema
     std::vector<std::string> spend;
     for (const auto& rec : read_topic(bootstrap, prefix + "revtrace.ad-spend.v1")) spend.push_back(rec.value);
-    CHECK(spend.size() == 2);
+    CHECK(spend.size() == 3);
     const auto [rc, out] = validate_records(dir, "revtrace.ad-spend.v1", spend);
     INFO("validator: " << out);
     CHECK(rc == 0);
