@@ -288,9 +288,17 @@ struct QueryService::Impl {
     if (extra.count("format") && extra["format"] != "json" && extra["format"] != "csv") {
       return bad_parameter("format", "must be json or csv");
     }
-    if (q.group_by != "campaign" && q.group_by != "channel" && q.group_by != "source") {
+    if (!is_spend_dimension(q.group_by)) {
       return http::json_error(http::Status::bad_request, "bad_parameter",
                               "group_by: ROAS groups by campaign, channel or source");
+    }
+    // Spend is recorded per channel, source and campaign only: with a filter on anything else
+    // the revenue would be divided by spend that was not spent on it.
+    for (const auto& [dim, value] : q.filters) {
+      if (!is_spend_dimension(dim)) {
+        return bad_parameter("filter." + dim, "ad spend has no " + dim +
+                                                  "; ROAS filters by channel, source or campaign");
+      }
     }
     const auto rows = models_->roas(q);
     auto ratio = [](std::int64_t num, std::int64_t den) -> std::string {

@@ -342,6 +342,40 @@ TEST_CASE("query: exact answers, isolation on every route, named bad parameters,
           "Email,usd,2500,10000,8000,2,1,4.0000,2500.0000\r\n"
           "Organic Search,usd,0,3000,3000,1,1,null,0.0000\r\n");
 
+    // Spend is live money: test-mode ROAS divides only by spend explicitly marked as test money,
+    // and that entry never replaces the live one of the same day and campaign.
+    r = http_request(port, "PUT", base + "/ad-spend",
+                     R"({"entries":[{"day":"2025-06-01","channel":"Paid Search","source":"google","campaign":"brand","amount":300,"currency":"usd","livemode":false}]})",
+                     {{"Authorization", "Bearer token-" + a}, {"Content-Type", "application/json"}});
+    REQUIRE(r.status == 200);
+    const std::string test_roas =
+        R"({"site_id":")" + a +
+        R"(","model":"linear","group_by":"campaign","livemode":false,"from":null,"to":null,"rows":[)"
+        R"({"key":"brand","currency":"usd","spend":300,"revenue":777,"net":777,"payments":1,"customers":1,"roas":2.5900,"cost_per_customer":300.0000}]})";
+    REQUIRE(wait_until(30s, [&] {
+      roas = get(base + "/roas?model=linear&currency=usd&livemode=false");
+      return roas.body == test_roas;
+    }, 100ms));
+    r = get(base + "/roas?model=linear&currency=usd&group_by=channel&format=csv");
+    CHECK(r.body ==
+          "channel,currency,spend,revenue,net,payments,customers,roas,cost_per_customer\r\n"
+          "Paid Search,usd,5000,10000,8000,2,1,2.0000,5000.0000\r\n"
+          "Email,usd,2500,10000,8000,2,1,4.0000,2500.0000\r\n"
+          "Organic Search,usd,0,3000,3000,1,1,null,0.0000\r\n");
+    // A filter on a key spend carries restricts the spend as well: the Email channel's touches
+    // (autumn) against the Email channel's spend; brand's Paid Search spend is not in it.
+    r = get(base + "/roas?model=linear&currency=usd&group_by=campaign&filter.channel=Email");
+    CHECK(r.body ==
+          R"({"site_id":")" + a +
+          R"(","model":"linear","group_by":"campaign","livemode":true,"from":null,"to":null,"rows":[)"
+          R"({"key":"autumn","currency":"usd","spend":2500,"revenue":10000,"net":8000,"payments":2,"customers":1,"roas":4.0000,"cost_per_customer":2500.0000}]})");
+    r = get(base + "/roas?model=linear&currency=usd&group_by=channel&filter.source=google");
+    CHECK(r.body ==
+          R"({"site_id":")" + a +
+          R"(","model":"linear","group_by":"channel","livemode":true,"from":null,"to":null,"rows":[)"
+          R"({"key":"Paid Search","currency":"usd","spend":5000,"revenue":10000,"net":8000,"payments":2,"customers":1,"roas":2.0000,"cost_per_customer":5000.0000},)"
+          R"({"key":"Organic Search","currency":"usd","spend":0,"revenue":3000,"net":3000,"payments":1,"customers":1,"roas":null,"cost_per_customer":0.0000}]})");
+
     // Site C: values holding the key separator (\u001f) or its escape byte (\u001e) stay
     // distinct, intact rows, on the revenue and the spend side alike.
     const auto tc = bearer("token-" + c);
@@ -381,7 +415,7 @@ TEST_CASE("query: exact answers, isolation on every route, named bad parameters,
     // what they all wrote to revtrace.ad-spend.v1 honours its schema
     std::vector<std::string> spend;
     for (const auto& rec : read_topic(bootstrap, prefix + "revtrace.ad-spend.v1")) spend.push_back(rec.value);
-    CHECK(spend.size() == 3);
+    CHECK(spend.size() == 4);
     const auto [rc, out] = validate_records(dir, "revtrace.ad-spend.v1", spend);
     INFO("validator: " << out);
     CHECK(rc == 0);
@@ -452,6 +486,11 @@ TEST_CASE("query: exact answers, isolation on every route, named bad parameters,
         {"/payments?limit=ten", "limit:"},
         {"/payments?cursor=abc", "cursor:"},
         {"/payments/pi_query1?expand=touches", "expand:"},
+        // ad spend has no country, device, medium or evidence method to divide by
+        {"/roas?filter.country=NL", "filter.country: ad spend has no country"},
+        {"/roas?filter.device_class=desktop", "filter.device_class:"},
+        {"/roas?filter.medium=cpc", "filter.medium:"},
+        {"/roas?filter.method=inherited", "filter.method:"},
     };
     for (const auto& [target, name] : cases) {
       const auto r = get(base + target);
