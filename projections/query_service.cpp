@@ -125,9 +125,12 @@ struct QueryService::Impl {
     const auto bad = bad_parameter;
     const auto& dims = group_by_dimensions();
     const auto& models = model_names();
+    std::set<std::string> seen;
     for (const auto& p : params) {
       const std::string key = p.key;
       const std::string value = p.value;
+      // A repeated parameter is ambiguous (which one counts?): refused rather than last-wins.
+      if (!seen.insert(key).second) return bad(key, "given more than once");
       if (key == "model") {
         if (std::find(models.begin(), models.end(), value) == models.end()) {
           return bad("model", "must be one of first_touch, last_touch, last_non_direct, linear, "

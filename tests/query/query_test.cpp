@@ -491,6 +491,18 @@ TEST_CASE("query: exact answers, isolation on every route, named bad parameters,
         {"/roas?filter.device_class=desktop", "filter.device_class:"},
         {"/roas?filter.medium=cpc", "filter.medium:"},
         {"/roas?filter.method=inherited", "filter.method:"},
+        // a repeated parameter is refused, not last-wins
+        {"/revenue?model=linear&model=first_touch", "model: given more than once"},
+        {"/revenue?model=linear&%6Dodel=linear", "model: given more than once"},
+        {"/revenue?livemode=true&livemode=false", "livemode:"},
+        {"/revenue?currency=usd&currency=eur", "currency:"},
+        {"/revenue?filter.channel=Email&filter.channel=Email", "filter.channel:"},
+        {"/revenue?format=csv&format=csv", "format:"},
+        {"/timeseries?from=2025-06-01&from=2025-06-02", "from:"},
+        {"/timeseries?to=2025-06-01&to=2025-06-01", "to:"},
+        {"/roas?group_by=campaign&group_by=channel", "group_by:"},
+        {"/payments?limit=2&limit=2", "limit:"},
+        {"/payments?cursor=a&cursor=b", "cursor:"},
     };
     for (const auto& [target, name] : cases) {
       const auto r = get(base + target);
