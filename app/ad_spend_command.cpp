@@ -1,5 +1,6 @@
 // `revtrace ad-spend import --site S --file spend.csv`: appends ad spend from a CSV export of an
-// ad platform (columns day, channel, source, campaign, amount, currency) to revtrace.ad-spend.v1.
+// ad platform (columns day, channel, source, campaign, amount, currency, and optionally livemode:
+// false marks test-mode spend; true or empty is live money) to revtrace.ad-spend.v1.
 #include <chrono>
 #include <fstream>
 #include <iostream>

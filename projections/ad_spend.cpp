@@ -42,7 +42,9 @@ void add_field(std::string& out, std::string_view name, std::string_view value) 
 }  // namespace
 
 std::string AdSpendEntry::key() const {
-  return site_id + "|" + day + "|" + channel + "|" + source + "|" + campaign + "|" + currency;
+  // Live keys are what they always were; test-mode spend gets a key of its own.
+  return site_id + "|" + day + "|" + channel + "|" + source + "|" + campaign + "|" + currency +
+         (livemode ? "" : "|test");
 }
 
 std::string AdSpendEntry::to_json() const {
@@ -54,7 +56,9 @@ std::string AdSpendEntry::to_json() const {
   add_field(out, "campaign", campaign);
   out += "\"amount\":" + std::to_string(amount) + ",";
   add_field(out, "currency", currency);
-  out += "\"updated_at\":" + std::to_string(updated_at) + "}";
+  out += "\"livemode\":";
+  out += livemode ? "true" : "false";
+  out += ",\"updated_at\":" + std::to_string(updated_at) + "}";
   return out;
 }
 
@@ -106,6 +110,13 @@ AdSpendParse parse_ad_spend_json(std::string_view body, const std::string& site,
       return result;
     }
     e.amount = amount.get_int64();
+    if (auto live = item["livemode"]; !live.error()) {
+      if (!live.is_bool()) {
+        result.error = where + ".livemode must be true or false";
+        return result;
+      }
+      e.livemode = live.get_bool();
+    }
     if (auto why = validate(e); !why.empty()) {
       result.error = where + ": " + why;
       return result;
@@ -180,6 +191,12 @@ AdSpendParse parse_ad_spend_csv(std::string_view text, const std::string& site, 
     e.source = get("source");
     e.campaign = get("campaign");
     e.currency = get("currency");
+    const std::string live = get("livemode");
+    if (live != "" && live != "true" && live != "false") {
+      result.error = where + ": livemode must be true, false or empty (= true)";
+      return result;
+    }
+    e.livemode = live != "false";
     const std::string amount = get("amount");
     auto [ptr, ec] = std::from_chars(amount.data(), amount.data() + amount.size(), e.amount);
     if (ec != std::errc{} || ptr != amount.data() + amount.size() || amount.empty()) {
@@ -208,6 +225,7 @@ std::optional<AdSpendEntry> parse_ad_spend_record(std::string_view record) {
     *field = std::string(s);
   }
   if (doc["amount"].get(e.amount) || doc["updated_at"].get(e.updated_at)) return std::nullopt;
+  if (auto live = doc["livemode"]; !live.error() && live.get(e.livemode)) return std::nullopt;
   if (!validate(e).empty()) return std::nullopt;
   return e;
 }

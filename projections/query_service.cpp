@@ -125,9 +125,12 @@ struct QueryService::Impl {
     const auto bad = bad_parameter;
     const auto& dims = group_by_dimensions();
     const auto& models = model_names();
+    std::set<std::string> seen;
     for (const auto& p : params) {
       const std::string key = p.key;
       const std::string value = p.value;
+      // A repeated parameter is ambiguous (which one counts?): refused rather than last-wins.
+      if (!seen.insert(key).second) return bad(key, "given more than once");
       if (key == "model") {
         if (std::find(models.begin(), models.end(), value) == models.end()) {
           return bad("model", "must be one of first_touch, last_touch, last_non_direct, linear, "
@@ -288,9 +291,17 @@ struct QueryService::Impl {
     if (extra.count("format") && extra["format"] != "json" && extra["format"] != "csv") {
       return bad_parameter("format", "must be json or csv");
     }
-    if (q.group_by != "campaign" && q.group_by != "channel" && q.group_by != "source") {
+    if (!is_spend_dimension(q.group_by)) {
       return http::json_error(http::Status::bad_request, "bad_parameter",
                               "group_by: ROAS groups by campaign, channel or source");
+    }
+    // Spend is recorded per channel, source and campaign only: with a filter on anything else
+    // the revenue would be divided by spend that was not spent on it.
+    for (const auto& [dim, value] : q.filters) {
+      if (!is_spend_dimension(dim)) {
+        return bad_parameter("filter." + dim, "ad spend has no " + dim +
+                                                  "; ROAS filters by channel, source or campaign");
+      }
     }
     const auto rows = models_->roas(q);
     auto ratio = [](std::int64_t num, std::int64_t den) -> std::string {

@@ -12,7 +12,7 @@
 namespace revtrace::projections {
 namespace {
 
-constexpr char kSep = '\x1f';  // separates key parts; never occurs in ids or values we store
+constexpr char kSep = '\x1f';  // separates key parts (escaped inside parts, see join)
 const std::vector<std::string_view> kModels{"first_touch", "last_touch",     "last_non_direct",
                                             "linear",      "position_based", "time_decay"};
 const std::vector<std::string_view> kTouchDims{"channel",  "source",   "medium",
@@ -53,24 +53,47 @@ Amounts decode(std::string_view s) {
   return a;
 }
 
+// Key parts may hold anything a record or an ad-spend entry carries (a UTM value decoded from a
+// URL can contain any byte), so each part is escaped: kSep and kEsc become kEsc followed by the
+// byte + 0x40. The escaped part never contains kSep, the escaping is injective, and parts without
+// either byte (every id, day and ordinary value) are stored as they are.
+constexpr char kEsc = '\x1e';
+
+void append_part(std::string& k, std::string_view part) {
+  for (const char c : part) {
+    if (c == kSep || c == kEsc) {
+      k += kEsc;
+      k += static_cast<char>(c + 0x40);
+    } else {
+      k += c;
+    }
+  }
+}
+
 std::string join(std::initializer_list<std::string_view> parts) {
   std::string k;
+  bool first = true;
   for (auto p : parts) {
-    if (!k.empty()) k += kSep;
-    k += p;
+    if (!first) k += kSep;
+    first = false;
+    append_part(k, p);
   }
   return k;
 }
 
-std::vector<std::string_view> split(std::string_view s) {
-  std::vector<std::string_view> out;
-  std::size_t pos = 0;
-  for (;;) {
-    const auto next = s.find(kSep, pos);
-    out.push_back(s.substr(pos, next == std::string_view::npos ? s.npos : next - pos));
-    if (next == std::string_view::npos) return out;
-    pos = next + 1;
+// The parts of a key built by join, unescaped.
+std::vector<std::string> split(std::string_view s) {
+  std::vector<std::string> out(1);
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == kSep) {
+      out.emplace_back();
+    } else if (s[i] == kEsc && i + 1 < s.size()) {
+      out.back() += static_cast<char>(s[++i] - 0x40);
+    } else {
+      out.back() += s[i];
+    }
   }
+  return out;
 }
 
 std::string_view mode_name(bool live) { return live ? "live" : "test"; }
@@ -477,9 +500,24 @@ PaymentPage ReadModels::payments(const BreakdownQuery& q, std::size_t limit,
   return page;
 }
 
+namespace {
+
+// Live spend keeps the layout it always had ("s"); spend marked as test-mode money has its own
+// prefix, so neither can ever be read as the other.
+std::string_view spend_prefix(bool live) { return live ? "s" : "st"; }
+
+// The key part of a spend dimension: s|site|day|channel|source|campaign|currency.
+std::size_t spend_field(std::string_view dim) {
+  return dim == "channel" ? 3 : dim == "source" ? 4 : dim == "campaign" ? 5 : 0;
+}
+
+}  // namespace
+
+bool is_spend_dimension(std::string_view dim) { return spend_field(dim) != 0; }
+
 void ReadModels::apply_spend(const AdSpendEntry& e, const std::optional<TopicPosition>& position) {
-  const std::string key =
-      join({"s", e.site_id, e.day, e.channel, e.source, e.campaign, e.currency});
+  const std::string key = join(
+      {spend_prefix(e.livemode), e.site_id, e.day, e.channel, e.source, e.campaign, e.currency});
   rocksdb::WriteBatch batch;
   batch.Put(key, std::to_string(e.amount));
   put_position(batch, position);
@@ -487,22 +525,35 @@ void ReadModels::apply_spend(const AdSpendEntry& e, const std::optional<TopicPos
 }
 
 std::vector<BreakdownRow> ReadModels::spend(const BreakdownQuery& q) const {
+  for (const auto& [dim, value] : q.filters) {
+    if (!is_spend_dimension(dim)) {
+      throw std::invalid_argument("ad spend cannot be filtered by " + dim);
+    }
+  }
+  const std::size_t field = spend_field(q.group_by);
+  if (field == 0) throw std::invalid_argument("ad spend cannot be grouped by " + q.group_by);
   std::map<std::pair<std::string, std::string>, Amounts> acc;
-  const std::string prefix = join({"s", q.site}) + kSep;
+  const std::string prefix = join({spend_prefix(q.livemode), q.site}) + kSep;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-  const std::size_t field = q.group_by == "channel" ? 3 : q.group_by == "source" ? 4 : 5;
+  // An entry not tied to a channel, source or campaign has the value (none) there, as a touch
+  // without the field has.
+  auto value_of = [](const std::string& part) { return part.empty() ? std::string(kNone) : part; };
   for (it->Seek(prefix + q.from_day); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     const auto parts = split(std::string_view(it->key().data(), it->key().size()));
     // s, site, day, channel, source, campaign, currency
     if (!q.to_day.empty() && parts[2] > q.to_day) break;
     if (!q.currency.empty() && parts[6] != q.currency) continue;
-    std::string_view value = parts[field];
-    if (value.empty()) value = kNone;
+    bool keep = true;
+    for (const auto& [dim, value] : q.filters) {
+      if (value_of(parts[spend_field(dim)]) != value) keep = false;
+    }
+    if (!keep) continue;
     std::int64_t amount = 0;
     const auto v = it->value();
     std::from_chars(v.data(), v.data() + v.size(), amount);
-    acc[{std::string(value), std::string(parts[6])}].revenue += amount;
-    acc[{std::string(value), std::string(parts[6])}].payments = 1;
+    auto& a = acc[{value_of(parts[field]), parts[6]}];
+    a.revenue += amount;
+    a.payments = 1;
   }
   return sorted_rows(acc, false);
 }

@@ -4,11 +4,13 @@
 // and older or repeated revisions are ignored — so re-consuming the topic from the beginning
 // rebuilds exactly the same models.
 //
-// Layout (RocksDB, one database; parts separated by \x1f):
+// Layout (RocksDB, one database; parts separated by \x1f; inside a part \x1f and \x1e are escaped
+// as \x1e followed by the byte + 0x40, so no value, however odd, can shift the parts of a key):
 //   p|site|payment                         latest record of a payment (payment detail)
 //   t|site|mode|day|paid_at|payment        time index (payment lists, filtered queries)
 //   d|site|mode|model|dim|day|cur|value    "revenue,net,payments" per UTC day (breakdowns)
-//   s|site|day|channel|source|campaign|cur  ad spend (minor units), latest value wins
+//   s|site|day|channel|source|campaign|cur  live ad spend (minor units), latest value wins
+//   st|site|day|channel|source|campaign|cur test-mode ad spend (entries marked livemode=false)
 //   o|topic|partition                      next offset to consume (written in the same batch as
 //                                          the record's changes, so models and position agree)
 // Unfiltered breakdowns and time series read the day aggregates; queries with filters scan the
@@ -32,6 +34,10 @@ namespace revtrace::projections {
 [[nodiscard]] const std::vector<std::string_view>& group_by_dimensions();
 [[nodiscard]] const std::vector<std::string_view>& model_names();
 [[nodiscard]] bool is_touch_dimension(std::string_view dim);
+// Dimensions ad spend carries (channel, source, campaign): the only ones ROAS can group or
+// filter by. Spend knows nothing of a country or a device, so dividing a country's revenue by
+// spend would divide by money that was not spent on that country.
+[[nodiscard]] bool is_spend_dimension(std::string_view dim);
 
 struct BreakdownRow {
   std::string key;       // dimension value, or the day for time series
@@ -109,13 +115,18 @@ class ReadModels {
                                      const std::string& cursor) const;
   [[nodiscard]] std::optional<std::string> payment(const std::string& site,
                                                    const std::string& payment_key) const;
-  // Ad spend: the latest entry per (site, day, channel, source, campaign, currency) wins.
+  // Ad spend: the latest entry per (site, mode, day, channel, source, campaign, currency) wins.
   void apply_spend(const AdSpendEntry& entry,
                    const std::optional<TopicPosition>& position = std::nullopt);
-  // Spend in the query's date range grouped by q.group_by (channel, source or campaign), per
-  // currency; rows carry the spend in `revenue`.
+  // Spend of the query's mode (live spend for livemode=true, spend explicitly marked as test for
+  // livemode=false) in its date range and currency, restricted by its filters, grouped by
+  // q.group_by, per currency; rows carry the spend in `revenue`. An empty channel, source or
+  // campaign of an entry is the value "(none)", for grouping and filtering alike. group_by and
+  // every filter must be spend dimensions (is_spend_dimension): anything else throws
+  // std::invalid_argument (the query API refuses such queries with a 400 first).
   [[nodiscard]] std::vector<BreakdownRow> spend(const BreakdownQuery& q) const;
-  // Spend against credited revenue per channel, source or campaign (q.group_by) and currency.
+  // Spend against credited revenue per channel, source or campaign (q.group_by) and currency:
+  // the same mode, range, currency and filters on both sides. Preconditions as for spend().
   [[nodiscard]] std::vector<RoasRow> roas(const BreakdownQuery& q) const;
 
  private:

@@ -527,3 +527,164 @@ TEST_CASE("read models: drop refuses a directory in use", "[projections]") {
   ReadModels in_use(dir);
   CHECK_THROWS(ReadModels::drop(dir));
 }
+
+TEST_CASE("read models: ROAS divides by live spend only, test spend only when marked, filtered "
+          "spend by the keys spend has",
+          "[projections]") {
+  using revtrace::projections::AdSpendEntry;
+  ReadModels m(temp_dir());
+  apply_all(m, book());
+  // Live spend of 2026-10-01, and a rehearsal entry explicitly marked as test money.
+  m.apply_spend({"s1", "2026-10-01", "Paid Search", "google", "brand", 6000, "usd", 1});
+  m.apply_spend({"s1", "2026-10-01", "Email", "newsletter", "autumn", 1500, "usd", 1});
+  m.apply_spend({"s1", "2026-10-01", "", "", "autumn", 500, "usd", 1});  // no channel: (none)
+  m.apply_spend({"s1", "2026-10-01", "Paid Search", "google", "brand", 300, "usd", 1, false});
+
+  auto roas_of = [&](BreakdownQuery q) {
+    std::map<std::string, revtrace::projections::RoasRow> out;
+    for (const auto& r : m.roas(q)) {
+      REQUIRE(out.count(r.key) == 0);
+      out[r.key] = r;
+    }
+    return out;
+  };
+  auto check = [](const std::map<std::string, revtrace::projections::RoasRow>& rows,
+                  const std::string& key, std::int64_t spend, std::int64_t revenue,
+                  std::int64_t payments) {
+    INFO(key);
+    const auto it = rows.find(key);
+    REQUIRE(it != rows.end());
+    CHECK(it->second.spend == spend);
+    CHECK(it->second.revenue == revenue);
+    CHECK(it->second.payments == payments);
+  };
+
+  // Live, linear, by campaign. Revenue: pi_A and in_R 5000/5000 (brand/autumn); pi_U
+  // 3334/3333/3333 (brand/autumn/(none)). The test entry is not live money.
+  auto q = query("linear", "campaign");
+  q.currency = "usd";
+  auto rows = roas_of(q);
+  CHECK(rows.size() == 3);
+  check(rows, "brand", 6000, 13334, 3);
+  check(rows, "autumn", 2000, 13333, 3);
+  check(rows, "(none)", 0, 3333, 1);
+
+  // Test mode: pi_T's 999 against the 300 marked as test money, and nothing else.
+  q.livemode = false;
+  rows = roas_of(q);
+  CHECK(rows.size() == 1);
+  check(rows, "brand", 300, 999, 1);
+
+  // A filter on a key spend has restricts the spend too: Paid Search touches and Paid Search spend.
+  q = query("linear", "campaign");
+  q.currency = "usd";
+  q.filters = {{"channel", "Paid Search"}};
+  rows = roas_of(q);
+  CHECK(rows.size() == 1);
+  check(rows, "brand", 6000, 13334, 3);
+  // Spend without a channel is the channel (none), as a touch without one is.
+  q.filters = {{"channel", "(none)"}};
+  rows = roas_of(q);
+  CHECK(rows.size() == 1);
+  check(rows, "autumn", 500, 0, 0);
+  // By channel, for the autumn campaign only: Email touches of pi_A, in_R, pi_U.
+  q = query("linear", "channel");
+  q.currency = "usd";
+  q.filters = {{"campaign", "autumn"}};
+  rows = roas_of(q);
+  CHECK(rows.size() == 2);
+  check(rows, "Email", 1500, 13333, 3);
+  check(rows, "(none)", 500, 0, 0);
+  q.filters = {{"campaign", "autumn"}, {"source", "newsletter"}};
+  rows = roas_of(q);
+  CHECK(rows.size() == 1);
+  check(rows, "Email", 1500, 13333, 3);
+
+  // Spend knows no country or device: such a filter is refused, never divided by all spend.
+  for (const char* dim : {"country", "device_class", "medium", "method"}) {
+    INFO(dim);
+    q = query("linear", "campaign");
+    q.filters = {{dim, "DE"}};
+    CHECK_THROWS_AS(m.roas(q), std::invalid_argument);
+    CHECK(!revtrace::projections::is_spend_dimension(dim));
+  }
+  for (const char* dim : {"channel", "source", "campaign"}) {
+    CHECK(revtrace::projections::is_spend_dimension(dim));
+  }
+}
+
+TEST_CASE("read models: control characters in values cannot corrupt read-model keys",
+          "[projections]") {
+  // \u001f is the key-part separator and \u001e the escape byte; values carry them verbatim
+  // (e.g. utm_campaign=spring%1Fsale). Each distinct value must stay a distinct, intact row.
+  const Touch odd{"Paid\\u001fSearch", "goo\\u001egle", "spring\\u001fsale"};
+  const Touch plain{"Paid", "goo\\u001e_gle", "spring"};
+  const Touch sale{"Paid", "a\\u001fb", "sale"};
+  std::vector<std::string> recs;
+  auto add = [&](const std::string& key, std::int64_t amount, const Touch& t) {
+    Payment p;
+    p.key = key;
+    p.amount = amount;
+    p.touches = {t};
+    p.all = {amount};
+    recs.push_back(p.json());
+  };
+  add("pi_odd", 1000, odd);
+  add("pi_plain", 500, plain);
+  add("pi_sale", 70, sale);
+  add("pi_\\u001f\\u001ekey", 3, plain);  // even a payment key with both bytes
+  ReadModels m(temp_dir());
+  apply_all(m, recs);
+
+  auto rows = by_key_currency(m.breakdown(query("linear", "campaign")));
+  CHECK(rows.size() == 3);
+  check_row(rows, "spring\x1fsale", "usd", 1000, 1000, 1);
+  check_row(rows, "spring", "usd", 503, 503, 2);
+  check_row(rows, "sale", "usd", 70, 70, 1);
+  rows = by_key_currency(m.breakdown(query("linear", "channel")));
+  CHECK(rows.size() == 2);
+  check_row(rows, "Paid\x1fSearch", "usd", 1000, 1000, 1);
+  check_row(rows, "Paid", "usd", 573, 573, 3);
+  rows = by_key_currency(m.breakdown(query("linear", "source")));
+  CHECK(rows.size() == 3);
+  check_row(rows, "goo\x1egle", "usd", 1000, 1000, 1);
+  check_row(rows, "goo\x1e_gle", "usd", 503, 503, 2);
+  check_row(rows, "a\x1f" "b", "usd", 70, 70, 1);
+  // The filtered path (recomputed from the records) agrees.
+  auto q = query("linear", "campaign");
+  q.filters = {{"channel", "Paid\x1fSearch"}};
+  rows = by_key_currency(m.breakdown(q));
+  CHECK(rows.size() == 1);
+  check_row(rows, "spring\x1fsale", "usd", 1000, 1000, 1);
+  // Every payment is listed and found, the odd key included.
+  const auto page = m.payments(query("linear", "all"), 10, "");
+  CHECK(page.records.size() == 4);
+  CHECK(m.payment("s1", "pi_\x1f\x1ekey").has_value());
+
+  // Spend with the same bytes in channel, source and campaign lands on exactly those values.
+  m.apply_spend({"s1", "2026-10-01", "Paid\x1fSearch", "goo\x1egle", "spring\x1fsale", 250, "usd", 1});
+  m.apply_spend({"s1", "2026-10-01", "Paid", "goo\x1e_gle", "spring", 100, "usd", 1});
+  q = query("linear", "campaign");
+  q.currency = "usd";
+  std::map<std::string, revtrace::projections::RoasRow> roas;
+  for (const auto& r : m.roas(q)) roas[r.key] = r;
+  CHECK(roas.size() == 3);
+  CHECK(roas["spring\x1fsale"].spend == 250);
+  CHECK(roas["spring\x1fsale"].revenue == 1000);
+  CHECK(roas["spring"].spend == 100);
+  CHECK(roas["spring"].revenue == 503);
+  CHECK(roas["sale"].spend == 0);
+  q.group_by = "source";
+  q.filters = {{"channel", "Paid\x1fSearch"}};
+  roas.clear();
+  for (const auto& r : m.roas(q)) roas[r.key] = r;
+  CHECK(roas.size() == 1);
+  CHECK(roas["goo\x1egle"].spend == 250);
+  CHECK(roas["goo\x1egle"].revenue == 1000);
+
+  // Removing what was added leaves no aggregate behind (retraction finds the same keys).
+  m.retire("s1/pi_odd");
+  rows = by_key_currency(m.breakdown(query("linear", "campaign")));
+  CHECK(rows.size() == 2);
+  CHECK(rows.count({"spring\x1fsale", "usd"}) == 0);
+}

@@ -47,7 +47,7 @@ try { (function (w, d) {
   function lsSet(k, v, age) { localStorage.setItem(S + k, JSON.stringify({ v: v, e: now() + age * 1e3 })); }
   if (!cookieless && !optedOut) {
     try { cookieSet(S + 't', '1', 10); if (cookieGet(S + 't') == '1') { kind = 1; cookieSet(S + 't', '', 0); } } catch (e) {}
-    try { lsSet('t', '1', 10); ls = lsGet('t') == '1'; } catch (e) {}
+    try { lsSet('t', '1', 10); ls = lsGet('t') == '1'; localStorage.removeItem(S + 't'); } catch (e) {}
     if (!kind && ls) kind = 2;
   }
   function get(k) {
@@ -184,8 +184,10 @@ try { (function (w, d) {
       }
     })).observe(d.documentElement, { childList: true, subtree: true, attributes: true, attributeFilter: ['href'] });
     decorate(d);
-    // Opt-in: a submitted form with an email field identifies the visitor.
-    if (attr('auto-identify')) d.addEventListener('submit', safe(function (e) {
+    // Opt-in: a submitted form with an email field identifies the visitor. The attribute alone,
+    // or any value but false / 0 / off / no, turns it on.
+    var ai = me.getAttribute && me.getAttribute('data-auto-identify');
+    if (ai != null && !/^(false|0|off|no)$/i.test(ai)) d.addEventListener('submit', safe(function (e) {
       var f = e.target.querySelector('input[type=email],input[name*=email i]');
       if (f) identify(f.value);
     }), true);

@@ -26,8 +26,12 @@ const DESKTOP_CHROME = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTM
 const SNIPPET = `<script>window.revtrace=window.revtrace||function(){(revtrace.q=revtrace.q||[]).push(arguments)};
 ["identify","track","ready"].forEach(function(m){revtrace[m]=revtrace[m]||function(){revtrace.apply(null,[m].concat([].slice.call(arguments)))}});</script>`;
 
-const names = ['first', 'spa', 'redirect', 'links', 'identify', 'cookieless', 'dnt', 'blocked'];
+const names = ['first', 'spa', 'redirect', 'links', 'identify', 'cookieless', 'dnt', 'blocked',
+               'donottrack', 'lsonly', 'fetch', 'domain', 'adopt', 'autoid'];
 const site = Object.fromEntries(names.map((n) => [n, unique(`px-${n}-`)]));
+// Two hosts of one site that share the visitor through data-cookie-domain=".shop.example".
+const WWW = 'https://www.shop.example';
+const APP = 'https://app.shop.example';
 let gw;
 let browser;
 const open = new Set();  // contexts of the running test, closed even when it fails
@@ -35,7 +39,7 @@ const open = new Set();  // contexts of the running test, closed even when it fa
 before(async () => {
   gw = await startGateway({
     name: 'pixel',
-    sites: names.map((n) => ({ id: site[n], allowed_origins: [ORIGIN] })),
+    sites: names.map((n) => ({ id: site[n], allowed_origins: n === 'domain' ? [WWW, APP] : [ORIGIN] })),
   });
   browser = await launchChromium();
 });
@@ -61,9 +65,10 @@ function html({ title = 'Shop', head = '', body = '' }) {
          `<body>${body}</body></html>`;
 }
 
-// A browser context for https://shop.example whose pages come from `pages(url)` (HTML text).
+// A browser context for https://shop.example (or `origins`) whose pages come from `pages(url)`
+// (HTML text).
 async function openSite(pages, options = {}) {
-  const { init, ...contextOptions } = options;
+  const { init, origins = [ORIGIN], ...contextOptions } = options;
   const ctx = await browser.newContext({
     permissions: ['local-network-access'],
     locale: 'en-US',
@@ -78,11 +83,13 @@ async function openSite(pages, options = {}) {
   const errors = [];
   ctx.on('page', (p) => p.on('pageerror', (e) => errors.push(e.message)));
   if (init) await ctx.addInitScript(init);
-  await ctx.route(`${ORIGIN}/**`, async (route) => {
-    const body = await pages(new URL(route.request().url()), route);
-    if (body === undefined) return;  // the page function answered itself
-    await route.fulfill({ status: 200, contentType: 'text/html; charset=utf-8', body });
-  });
+  for (const origin of origins) {
+    await ctx.route(`${origin}/**`, async (route) => {
+      const body = await pages(new URL(route.request().url()), route);
+      if (body === undefined) return;  // the page function answered itself
+      await route.fulfill({ status: 200, contentType: 'text/html; charset=utf-8', body });
+    });
+  }
   return { ctx, errors };
 }
 
@@ -111,8 +118,8 @@ function without(record, ...keys) {
   return copy;
 }
 
-async function cookieMap(ctx) {
-  return Object.fromEntries((await ctx.cookies(ORIGIN)).map((c) => [c.name, c]));
+async function cookieMap(ctx, origin = ORIGIN) {
+  return Object.fromEntries((await ctx.cookies(origin)).map((c) => [c.name, c]));
 }
 
 function assertExpiry(cookie, lifetime, t0, t1) {
@@ -515,6 +522,251 @@ test('cookies and storage blocked (access throws): tracking still works, nothing
     ['pageview', `${ORIGIN}/blocked?utm_source=ads`, ids.visitor, ids.session, ''],
   ].sort());
   assert.deepEqual(await ctx.cookies(), []);
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
+test('navigator.doNotTrack / window.doNotTrack = "1" with data-privacy="dnt": nothing sent or stored; without the opt-in: tracked', { timeout: 90000 }, async () => {
+  const s = site.donottrack;
+  const pages = (url) => html({
+    head: tag(s, url.pathname === '/opted-in' ? 'data-privacy="dnt"' : ''),
+    body: '<a id="buy" href="https://buy.stripe.com/test_dnt">buy</a>',
+  });
+  const signals = {
+    navigator: () => Object.defineProperty(Navigator.prototype, 'doNotTrack', { get: () => '1', configurable: true }),
+    window: () => Object.defineProperty(window, 'doNotTrack', { get: () => '1', configurable: true }),
+  };
+  for (const [where, init] of Object.entries(signals)) {
+    const { ctx, errors } = await openSite(pages, { init });
+    const page = await ctx.newPage();
+    await page.goto(`${ORIGIN}/opted-in`);
+    await page.waitForFunction(() => window.revtrace && window.revtrace.loaded);
+    const state = await page.evaluate(() => {
+      window.revtrace.track('ignored');
+      window.revtrace.identify('dnt@example.com');
+      return [navigator.doNotTrack ?? window.doNotTrack, window.revtrace.getVisitorId(), window.revtrace.getSessionId(),
+              document.getElementById('buy').href, Object.keys(localStorage)];
+    });
+    assert.deepEqual(state, ['1', null, null, 'https://buy.stripe.com/test_dnt', []], `${where}.doNotTrack`);
+    assert.deepEqual(await ctx.cookies(), [], `${where}.doNotTrack: no cookie`);
+    assert.deepEqual(errors, []);
+    await ctx.close();
+  }
+  // The signal alone changes nothing: honouring it is the site's choice (data-privacy="dnt").
+  // This page's records are the only ones of the site; the opted-in pages sent theirs (none)
+  // before it, on the same partition.
+  const { ctx, errors } = await openSite(pages, { init: signals.navigator });
+  const page = await ctx.newPage();
+  await page.goto(`${ORIGIN}/not-opted-in`);
+  await page.waitForFunction(() => window.revtrace && window.revtrace.loaded);
+  await page.evaluate(() => window.revtrace.track('counted'));
+  const all = await atLeast(WEB, s, 2, 'the pageview and the event of the page without the opt-in');
+  const v = (await cookieMap(ctx)).revtrace_visitor_id.value;
+  assert.deepEqual(all.map((r) => [r.type, r.name ?? '', r.url, r.visitor_id]).sort(), [
+    ['custom', 'counted', `${ORIGIN}/not-opted-in`, v],
+    ['pageview', '', `${ORIGIN}/not-opted-in`, v],
+  ]);
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
+test('only cookies blocked: the ids live in localStorage with their expiry and survive a reload', { timeout: 90000 }, async () => {
+  const s = site.lsonly;
+  const variants = {
+    // A browser that refuses cookies silently: document.cookie reads empty, writes do nothing.
+    ignored: () => Object.defineProperty(Document.prototype, 'cookie', { get: () => '', set: () => {}, configurable: true }),
+    // A sandbox where touching document.cookie throws.
+    throws: () => {
+      const blocked = () => { throw new DOMException('The operation is insecure.', 'SecurityError'); };
+      Object.defineProperty(Document.prototype, 'cookie', { get: blocked, set: blocked, configurable: true });
+    },
+  };
+  let n = 0;
+  for (const [how, init] of Object.entries(variants)) {
+    const { ctx, errors } = await openSite(() => html({
+      head: tag(s), body: '<a id="buy" href="https://buy.stripe.com/test_ls">buy</a>',
+    }), { init });
+    const page = await ctx.newPage();
+    const url = `${ORIGIN}/ls-${how}`;
+    const t0 = Date.now();
+    await page.goto(url);
+    await page.waitForFunction(() => window.revtrace && window.revtrace.loaded);
+    const stored = await page.evaluate(() => Object.fromEntries(Object.keys(localStorage).map((k) => [k, JSON.parse(localStorage.getItem(k))])));
+    const t1 = Date.now();
+    // Exactly the two ids (the storage probe leaves nothing behind), each with its own expiry.
+    assert.deepEqual(Object.keys(stored).sort(), ['revtrace_session_id', 'revtrace_visitor_id'], how);
+    const visitor = stored.revtrace_visitor_id;
+    const session = stored.revtrace_session_id;
+    assert.match(visitor.v, ID);
+    assert.match(session.v, ID);
+    assert.ok(visitor.e >= t0 + YEAR400 * 1000 && visitor.e <= t1 + YEAR400 * 1000, `${how}: visitor expires in 400 days`);
+    assert.ok(session.e >= t0 + 1800 * 1000 && session.e <= t1 + 1800 * 1000, `${how}: session expires in 30 minutes`);
+    await waitFor('the link to carry the stored visitor id', () => page.evaluate(
+      (v) => document.getElementById('buy').href === `https://buy.stripe.com/test_ls?client_reference_id=${v}`, visitor.v));
+    // Unlike memory, localStorage keeps the visitor and the session across page loads.
+    await page.reload();
+    await page.waitForFunction(() => window.revtrace && window.revtrace.loaded);
+    n += 2;
+    const all = await atLeast(WEB, s, n, `the two pageviews (${how})`);
+    assert.equal(all.length, n);
+    assert.deepEqual(all.slice(-2).map((r) => [r.type, r.url, r.visitor_id, r.session_id]), [
+      ['pageview', url, visitor.v, session.v], ['pageview', url, visitor.v, session.v]], how);
+    assert.deepEqual(await ctx.cookies(), [], `${how}: no cookie`);
+    assert.deepEqual(errors, []);
+    await ctx.close();
+  }
+});
+
+test('fetch keepalive when sendBeacon is missing or refuses: every event sent exactly once', { timeout: 90000 }, async () => {
+  const s = site.fetch;
+  // Records every fetch the page makes, then lets it through.
+  const recordFetch = `window.fetches = []; const realFetch = window.fetch;
+    window.fetch = function (url, opts) { fetches.push({ url: String(url), method: opts && opts.method, keepalive: opts && opts.keepalive,
+      credentials: opts && opts.credentials, body: JSON.parse(opts.body) }); return realFetch.apply(this, arguments); };`;
+  const variants = {
+    missing: `delete Navigator.prototype.sendBeacon; ${recordFetch}`,
+    // A browser whose beacon queue is full answers false and sends nothing.
+    refuses: `window.refused = 0; Navigator.prototype.sendBeacon = function () { refused++; return false; }; ${recordFetch}`,
+  };
+  let n = 0;
+  for (const [how, init] of Object.entries(variants)) {
+    const { ctx, errors } = await openSite(() => html({ head: tag(s) }), { init: { content: init } });
+    const page = await ctx.newPage();
+    const url = `${ORIGIN}/fetch-${how}`;
+    await page.goto(url);
+    await page.waitForFunction(() => window.revtrace && window.revtrace.loaded);
+    await page.evaluate(() => { window.revtrace.track('via-fetch', { n: 1 }); window.revtrace.identify('fetch@example.com'); });
+    n += 3;
+    const all = await atLeast(WEB, s, n, `pageview, track and identify (${how})`);
+    assert.equal(all.length, n, `${how}: nothing sent twice`);
+    const v = (await cookieMap(ctx)).revtrace_visitor_id.value;
+    assert.deepEqual(all.slice(-3).map((r) => [r.type, r.url, r.visitor_id, r.name ?? r.email ?? '']).sort(), [
+      ['custom', url, v, 'via-fetch'], ['identify', url, v, 'fetch@example.com'], ['pageview', url, v, '']], how);
+    const fetches = await page.evaluate(() => window.fetches);
+    assert.deepEqual(fetches.map((f) => [f.url, f.method, f.keepalive, f.credentials, f.body.type]),
+                     ['pageview', 'custom', 'identify'].map((t) => [`${gw.base}/v1/events`, 'POST', true, 'omit', t]), how);
+    assert.deepEqual(fetches.map((f) => f.body.event_id).sort(), all.slice(-3).map((r) => r.event_id).sort(),
+                     `${how}: the records are those fetches`);
+    if (how === 'refuses') assert.equal(await page.evaluate(() => window.refused), 3);
+    assert.deepEqual(errors, []);
+    await ctx.close();
+  }
+});
+
+test('data-cookie-domain: the visitor and session cookies are shared by www. and app.', { timeout: 90000 }, async () => {
+  const s = site.domain;
+  const { ctx, errors } = await openSite((url) => html({ title: url.hostname, head: tag(s, 'data-cookie-domain=".shop.example"') }),
+                                         { origins: [WWW, APP] });
+  const page = await ctx.newPage();
+  const t0 = Date.now();
+  await page.goto(`${WWW}/pricing`);
+  const [first] = await atLeast(WEB, s, 1, 'the www pageview');
+  const t1 = Date.now();
+  const c = await cookieMap(ctx, WWW);
+  for (const k of [c.revtrace_visitor_id, c.revtrace_session_id]) {
+    assert.deepEqual([k.domain, k.path, k.secure, k.httpOnly, k.sameSite], ['.shop.example', '/', true, false, 'Lax'], k.name);
+  }
+  assertExpiry(c.revtrace_visitor_id, YEAR400, t0, t1);
+  assertExpiry(c.revtrace_session_id, 1800, t0, t1);
+  assert.equal(first.visitor_id, c.revtrace_visitor_id.value);
+  // The app host sees the same cookies and continues the same visitor and session.
+  assert.deepEqual(Object.fromEntries(Object.entries(await cookieMap(ctx, APP)).map(([k, v]) => [k, v.value])),
+                   { revtrace_visitor_id: first.visitor_id, revtrace_session_id: first.session_id });
+  await page.goto(`${APP}/dashboard`);
+  const two = await atLeast(WEB, s, 2, 'the app pageview');
+  assert.equal(two.length, 2);
+  assert.deepEqual(two.map((r) => [r.url, r.visitor_id, r.session_id]), [
+    [`${WWW}/pricing`, first.visitor_id, first.session_id], [`${APP}/dashboard`, first.visitor_id, first.session_id]]);
+  // Only the shared cookies exist: no host-only duplicate on either host.
+  assert.deepEqual((await ctx.cookies()).map((k) => `${k.name}@${k.domain}`).sort(),
+                   ['revtrace_session_id@.shop.example', 'revtrace_visitor_id@.shop.example']);
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
+test('an existing visitor cookie is adopted when it is a valid client_reference_id, replaced otherwise', { timeout: 120000 }, async () => {
+  const s = site.adopt;
+  const cases = [
+    // [name, visitor cookie value as stored, adopted id or null (= replaced)]
+    ['valid', 'crm_Visitor-42', 'crm_Visitor-42'],
+    ['200 characters', 'b'.repeat(200), 'b'.repeat(200)],
+    ['201 characters', 'a'.repeat(201), null],
+    ['a dot and a bang', 'bad.value!', null],
+    ['a space, encoded', 'abc%20def', null],
+    ['broken percent-encoding', '%E0%A4%A', null],
+    ['empty', '', null],
+  ];
+  let n = 0;
+  for (const [name, stored, adopted] of cases) {
+    const { ctx, errors } = await openSite(() => html({ head: tag(s), body: '<a id="buy" href="https://buy.stripe.com/test_adopt">buy</a>' }));
+    const expires = Math.floor(Date.now() / 1000) + 3600;
+    await ctx.addCookies([{ name: 'revtrace_visitor_id', value: stored, domain: 'shop.example', path: '/', expires, secure: true, sameSite: 'Lax' },
+                          { name: 'revtrace_session_id', value: 'sess_kept-1', domain: 'shop.example', path: '/', expires, secure: true, sameSite: 'Lax' }]);
+    const page = await ctx.newPage();
+    const url = `${ORIGIN}/adopt-${n}`;
+    const t0 = Date.now();
+    await page.goto(url);
+    n += 1;
+    const all = await atLeast(WEB, s, n, `the pageview (${name})`);
+    const t1 = Date.now();
+    assert.equal(all.length, n);
+    const pv = all[n - 1];
+    assert.equal(pv.url, url);
+    const c = await cookieMap(ctx);
+    if (adopted) {
+      assert.equal(pv.visitor_id, adopted, name);
+    } else {
+      assert.match(pv.visitor_id, ID, name);
+      assert.notEqual(pv.visitor_id, stored, name);
+    }
+    // The cookie now holds the id that was sent, for 400 days; the valid session is kept.
+    assert.equal(c.revtrace_visitor_id.value, pv.visitor_id, name);
+    assertExpiry(c.revtrace_visitor_id, YEAR400, t0, t1);
+    assert.equal(pv.session_id, 'sess_kept-1', name);
+    await waitFor(`the link to carry the visitor id (${name})`, () => page.evaluate(
+      (v) => document.getElementById('buy').href === `https://buy.stripe.com/test_adopt?client_reference_id=${v}`, pv.visitor_id));
+    assert.deepEqual(errors, [], name);
+    await ctx.close();
+  }
+});
+
+test('data-auto-identify: bare, "true" and "1" turn it on; "false", "0" and no attribute leave it off', { timeout: 120000 }, async () => {
+  const s = site.autoid;
+  const variants = [
+    ['bare', 'data-auto-identify', true],
+    ['true', 'data-auto-identify="true"', true],
+    ['one', 'data-auto-identify="1"', true],
+    ['false', 'data-auto-identify="false"', false],
+    ['zero', 'data-auto-identify="0"', false],
+    ['absent', '', false],
+  ];
+  // The page keeps the visitor on it (no navigation), and the test sees every beacon it sent.
+  const init = () => {
+    window.sent = [];
+    const real = Navigator.prototype.sendBeacon;
+    Navigator.prototype.sendBeacon = function (url, body) { window.sent.push(JSON.parse(body).type); return real.call(this, url, body); };
+  };
+  const { ctx, errors } = await openSite((url) => html({
+    head: tag(s, variants.find(([n]) => `/form-${n}` === url.pathname)?.[1] ?? ''),
+    body: '<form id="f" action="/thanks"><input name="name"><input type="email" name="work_email"><button>Join</button></form>' +
+          '<script>document.getElementById("f").addEventListener("submit", function (e) { e.preventDefault(); });</script>',
+  }), { init });
+  const page = await ctx.newPage();
+  let n = 0;
+  for (const [name, , on] of variants) {
+    const url = `${ORIGIN}/form-${name}`;
+    await page.goto(url);
+    await page.waitForFunction(() => window.revtrace && window.revtrace.loaded);
+    await page.fill('input[type=email]', `${name}@example.com`);
+    await page.click('button');  // the submit listeners run synchronously within the click
+    assert.deepEqual(await page.evaluate(() => window.sent), on ? ['pageview', 'identify'] : ['pageview'], name);
+    await page.evaluate(() => window.revtrace.track('after-submit'));
+    n += on ? 3 : 2;
+    const all = await atLeast(WEB, s, n, `the records of ${name}`);
+    assert.equal(all.length, n, name);
+    assert.deepEqual(all.filter((r) => r.url === url).map((r) => [r.type, r.email ?? r.name ?? '']).sort(),
+                     [['custom', 'after-submit'], ...(on ? [['identify', `${name}@example.com`]] : []), ['pageview', '']], name);
+  }
   assert.deepEqual(errors, []);
   await ctx.close();
 });

@@ -77,6 +77,18 @@ export async function readTopic(bootstrap, topic) {
   return out.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
 }
 
+// Produces [key, value] pairs (single-line strings without tabs) to a topic with kcat.
+export function produce(bootstrap, topic, pairs) {
+  return new Promise((resolve, reject) => {
+    const child = execFile('kcat', ['-P', '-b', bootstrap, '-t', topic, '-K', '\t'], { timeout: 60000 },
+      (err, stdout, stderr) => {
+        if (err) reject(new Error(`kcat -P -t ${topic}: ${err.message}\n${stderr}`));
+        else resolve();
+      });
+    child.stdin.end(pairs.map(([k, v]) => `${k}\t${v}\n`).join(''));
+  });
+}
+
 // A gateway of its own (own topic prefix, own sites) as a child process of the revtrace binary.
 // `sites`: [{id, allowed_origins: [...]}].
 export async function startGateway({ sites, name = 'browser' }) {

@@ -147,9 +147,10 @@ TEST_CASE("query: exact answers, isolation on every route, named bad parameters,
   const std::string dir = temp_dir("revtrace-query");
   const std::string a = unique("qa");
   const std::string b = unique("qb");
+  const std::string c = unique("qc");  // values with the read models' key separator in them
   const std::string prefix = unique("query") + ".";
   const auto port = free_port();
-  const std::string config = write_config(dir, prefix, port, {a, b});
+  const std::string config = write_config(dir, prefix, port, {a, b, c});
   const std::string bin = revtrace_binary();
   INFO("logs in " << dir);
   {
@@ -197,7 +198,21 @@ TEST_CASE("query: exact answers, isolation on every route, named bad parameters,
   pb.paid_at = kJune1 + 3'600'000;
   pb.touches = {{kJune1 - kDay, "Display", "bsecret", "display", "bcampaign"}};
   pb.credits = {{{123456}, {123456}, {123456}, {123456}, {123456}, {123456}}};
-  const std::vector<Revenue> records{p1, p3, p1r2, p4, p5, pb, p2};
+  // Site C: a campaign with \u001f (the read-model key separator) and a source with \u001e (its
+  // escape byte) in them, next to a campaign that is the separator's left half.
+  Revenue pc1{c, "pi_ctl1"};
+  pc1.amount = 4000;
+  pc1.paid_at = kJune1 + 5 * 3'600'000;
+  pc1.customer = "cus_ctl1";
+  pc1.touches = {{kJune1 - kDay, "Paid Social", "face\\u001ebook", "paid_social", "spring\\u001fsale"}};
+  pc1.credits = {{{4000}, {4000}, {4000}, {4000}, {4000}, {4000}}};
+  Revenue pc2 = pc1;
+  pc2.key = "pi_ctl2";
+  pc2.amount = 1000;
+  pc2.customer = "cus_ctl2";
+  pc2.touches[0].campaign = "spring";
+  pc2.credits = {{{1000}, {1000}, {1000}, {1000}, {1000}, {1000}}};
+  const std::vector<Revenue> records{p1, p3, p1r2, p4, p5, pb, p2, pc1, pc2};
 
   // The records honour the public contract (independent validator: ajv).
   {
@@ -326,10 +341,81 @@ TEST_CASE("query: exact answers, isolation on every route, named bad parameters,
           "Paid Search,usd,5000,10000,8000,2,1,2.0000,5000.0000\r\n"
           "Email,usd,2500,10000,8000,2,1,4.0000,2500.0000\r\n"
           "Organic Search,usd,0,3000,3000,1,1,null,0.0000\r\n");
-    // what both wrote to revtrace.ad-spend.v1 honours its schema
+
+    // Spend is live money: test-mode ROAS divides only by spend explicitly marked as test money,
+    // and that entry never replaces the live one of the same day and campaign.
+    r = http_request(port, "PUT", base + "/ad-spend",
+                     R"({"entries":[{"day":"2025-06-01","channel":"Paid Search","source":"google","campaign":"brand","amount":300,"currency":"usd","livemode":false}]})",
+                     {{"Authorization", "Bearer token-" + a}, {"Content-Type", "application/json"}});
+    REQUIRE(r.status == 200);
+    const std::string test_roas =
+        R"({"site_id":")" + a +
+        R"(","model":"linear","group_by":"campaign","livemode":false,"from":null,"to":null,"rows":[)"
+        R"({"key":"brand","currency":"usd","spend":300,"revenue":777,"net":777,"payments":1,"customers":1,"roas":2.5900,"cost_per_customer":300.0000}]})";
+    REQUIRE(wait_until(30s, [&] {
+      roas = get(base + "/roas?model=linear&currency=usd&livemode=false");
+      return roas.body == test_roas;
+    }, 100ms));
+    r = get(base + "/roas?model=linear&currency=usd&group_by=channel&format=csv");
+    CHECK(r.body ==
+          "channel,currency,spend,revenue,net,payments,customers,roas,cost_per_customer\r\n"
+          "Paid Search,usd,5000,10000,8000,2,1,2.0000,5000.0000\r\n"
+          "Email,usd,2500,10000,8000,2,1,4.0000,2500.0000\r\n"
+          "Organic Search,usd,0,3000,3000,1,1,null,0.0000\r\n");
+    // A filter on a key spend carries restricts the spend as well: the Email channel's touches
+    // (autumn) against the Email channel's spend; brand's Paid Search spend is not in it.
+    r = get(base + "/roas?model=linear&currency=usd&group_by=campaign&filter.channel=Email");
+    CHECK(r.body ==
+          R"({"site_id":")" + a +
+          R"(","model":"linear","group_by":"campaign","livemode":true,"from":null,"to":null,"rows":[)"
+          R"({"key":"autumn","currency":"usd","spend":2500,"revenue":10000,"net":8000,"payments":2,"customers":1,"roas":4.0000,"cost_per_customer":2500.0000}]})");
+    r = get(base + "/roas?model=linear&currency=usd&group_by=channel&filter.source=google");
+    CHECK(r.body ==
+          R"({"site_id":")" + a +
+          R"(","model":"linear","group_by":"channel","livemode":true,"from":null,"to":null,"rows":[)"
+          R"({"key":"Paid Search","currency":"usd","spend":5000,"revenue":10000,"net":8000,"payments":2,"customers":1,"roas":2.0000,"cost_per_customer":5000.0000},)"
+          R"({"key":"Organic Search","currency":"usd","spend":0,"revenue":3000,"net":3000,"payments":1,"customers":1,"roas":null,"cost_per_customer":0.0000}]})");
+
+    // Site C: values holding the key separator (\u001f) or its escape byte (\u001e) stay
+    // distinct, intact rows, on the revenue and the spend side alike.
+    const auto tc = bearer("token-" + c);
+    const std::string cbase = "/v1/sites/" + c;
+    auto getc = [&](const std::string& target) { return http_request(port, "GET", target, {}, tc); };
+    const std::string chead = R"({"site_id":")" + c + R"(","model":"linear","group_by":)";
+    r = getc(cbase + "/revenue?model=linear&group_by=campaign");
+    CHECK(r.body == chead + R"("campaign","livemode":true,"from":null,"to":null,"rows":[)"
+                            R"({"key":"spring\u001fsale","currency":"usd","revenue":4000,"net":4000,"payments":1},)"
+                            R"({"key":"spring","currency":"usd","revenue":1000,"net":1000,"payments":1}]})");
+    r = getc(cbase + "/revenue?model=linear&group_by=source");
+    CHECK(r.body == chead + R"("source","livemode":true,"from":null,"to":null,"rows":[)"
+                            R"({"key":"face\u001ebook","currency":"usd","revenue":5000,"net":5000,"payments":2}]})");
+    r = getc(cbase + "/revenue?model=linear&group_by=campaign&filter.campaign=spring%1Fsale");
+    CHECK(r.body == chead + R"("campaign","livemode":true,"from":null,"to":null,"rows":[)"
+                            R"({"key":"spring\u001fsale","currency":"usd","revenue":4000,"net":4000,"payments":1}]})");
+    r = http_request(port, "PUT", cbase + "/ad-spend",
+                     R"([{"day":"2025-06-01","channel":"Paid Social","source":"face\u001ebook","campaign":"spring\u001fsale","amount":2000,"currency":"usd"}])",
+                     {{"Authorization", "Bearer token-" + c}, {"Content-Type", "application/json"}});
+    REQUIRE(r.status == 200);
+    const std::string c_roas =
+        chead + R"("campaign","livemode":true,"from":null,"to":null,"rows":[)"
+                R"({"key":"spring\u001fsale","currency":"usd","spend":2000,"revenue":4000,"net":4000,"payments":1,"customers":1,"roas":2.0000,"cost_per_customer":2000.0000},)"
+                R"({"key":"spring","currency":"usd","spend":0,"revenue":1000,"net":1000,"payments":1,"customers":1,"roas":null,"cost_per_customer":0.0000}]})";
+    REQUIRE(wait_until(30s, [&] {
+      roas = getc(cbase + "/roas?model=linear");
+      return roas.body == c_roas;
+    }, 100ms));
+    r = getc(cbase + "/roas?model=linear&group_by=source");
+    CHECK(r.body == chead + R"("source","livemode":true,"from":null,"to":null,"rows":[)"
+                            R"({"key":"face\u001ebook","currency":"usd","spend":2000,"revenue":5000,"net":5000,"payments":2,"customers":2,"roas":2.5000,"cost_per_customer":1000.0000}]})");
+    r = getc(cbase + "/payments");
+    REQUIRE(r.status == 200);
+    CHECK(r.body.find(R"("payment_key":"pi_ctl2")") != std::string::npos);
+    CHECK(r.body.find(R"("payment_key":"pi_ctl1")") != std::string::npos);
+
+    // what they all wrote to revtrace.ad-spend.v1 honours its schema
     std::vector<std::string> spend;
     for (const auto& rec : read_topic(bootstrap, prefix + "revtrace.ad-spend.v1")) spend.push_back(rec.value);
-    CHECK(spend.size() == 2);
+    CHECK(spend.size() == 4);
     const auto [rc, out] = validate_records(dir, "revtrace.ad-spend.v1", spend);
     INFO("validator: " << out);
     CHECK(rc == 0);
@@ -400,6 +486,23 @@ TEST_CASE("query: exact answers, isolation on every route, named bad parameters,
         {"/payments?limit=ten", "limit:"},
         {"/payments?cursor=abc", "cursor:"},
         {"/payments/pi_query1?expand=touches", "expand:"},
+        // ad spend has no country, device, medium or evidence method to divide by
+        {"/roas?filter.country=NL", "filter.country: ad spend has no country"},
+        {"/roas?filter.device_class=desktop", "filter.device_class:"},
+        {"/roas?filter.medium=cpc", "filter.medium:"},
+        {"/roas?filter.method=inherited", "filter.method:"},
+        // a repeated parameter is refused, not last-wins
+        {"/revenue?model=linear&model=first_touch", "model: given more than once"},
+        {"/revenue?model=linear&%6Dodel=linear", "model: given more than once"},
+        {"/revenue?livemode=true&livemode=false", "livemode:"},
+        {"/revenue?currency=usd&currency=eur", "currency:"},
+        {"/revenue?filter.channel=Email&filter.channel=Email", "filter.channel:"},
+        {"/revenue?format=csv&format=csv", "format:"},
+        {"/timeseries?from=2025-06-01&from=2025-06-02", "from:"},
+        {"/timeseries?to=2025-06-01&to=2025-06-01", "to:"},
+        {"/roas?group_by=campaign&group_by=channel", "group_by:"},
+        {"/payments?limit=2&limit=2", "limit:"},
+        {"/payments?cursor=a&cursor=b", "cursor:"},
     };
     for (const auto& [target, name] : cases) {
       const auto r = get(base + target);
