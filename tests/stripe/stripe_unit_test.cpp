@@ -11,6 +11,7 @@
 #include "processor/domain/hashing.hpp"
 #include "processor/domain/state_store.hpp"
 #include "stripe_api/currency.hpp"
+#include "stripe_api/keys.hpp"
 #include "stripe_api/payment_links.hpp"
 #include "stripe_api/reconcile.hpp"
 
@@ -298,6 +299,31 @@ TEST_CASE("reconcile: a delivered authorisation does not hide its capture", "[st
   CHECK(refund->change_key == "charge/ch_1PgafuB7WZ01zgkWXYmPNZs8/100/40");
   CHECK(delivered_change_key(webhook_record("evt_ref", "charge.refunded", refunded)) ==
         refund->change_key);
+}
+
+TEST_CASE("keys: reconcile warns without a restricted key, links fall back with a warning",
+          "[stripe][keys]") {
+  CHECK(api_key_kind("rk_test_abc") == KeyKind::restricted);
+  CHECK(api_key_kind("rk_live_abc") == KeyKind::restricted);
+  CHECK(api_key_kind("sk_test_abc") == KeyKind::secret);
+  CHECK(api_key_kind("pk_live_abc") == KeyKind::publishable);
+  CHECK(api_key_kind("whsec_abc") == KeyKind::unknown);
+  CHECK(reconcile_key_warning("acme", "rk_live_abc").empty());
+  const auto secret = reconcile_key_warning("acme", "sk_live_abc");
+  CHECK(secret.find("site 'acme': stripe_api_key is a secret key (sk_...), not a restricted key "
+                    "(rk_...)") == 0);
+  CHECK(reconcile_key_warning("acme", "pk_live_abc").find("publishable") != std::string::npos);
+  CHECK(reconcile_key_warning("acme", "abc").find("not a Stripe key of a known kind") !=
+        std::string::npos);
+  const auto own = payment_links_key("acme", "rk_live_links", "rk_live_read");
+  CHECK(own.key == "rk_live_links");
+  CHECK(own.warning.empty());
+  const auto fallback = payment_links_key("acme", "", "rk_live_read");
+  CHECK(fallback.key == "rk_live_read");
+  CHECK(fallback.warning.find("site 'acme' has no stripe_links_api_key") == 0);
+  const auto none = payment_links_key("acme", "", "");
+  CHECK(none.key.empty());
+  CHECK(none.warning.empty());
 }
 
 TEST_CASE("engine: the reconcile event and the webhook event for one charge are one observation",
