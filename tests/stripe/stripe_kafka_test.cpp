@@ -12,8 +12,12 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <set>
 #include <sstream>
+#include <tuple>
+#include <utility>
 
 #include "stripe_api/payment_links.hpp"
 #include "tests/stripe/fake_stripe.hpp"
@@ -355,6 +359,27 @@ std::string stripe_mock_url() {
   return url;
 }
 
+std::string header_of(const HttpResult& r, const std::string& name) {
+  const auto it = r.headers.find(name);
+  return it == r.headers.end() ? std::string() : it->second;
+}
+
+// The query API's answer to a create is the topic's record plus the request's idempotency key.
+std::string without_idempotency_key(const std::string& body) {
+  const auto at = body.rfind(",\"idempotency_key\":\"");
+  return at == std::string::npos ? body : body.substr(0, at) + "}";
+}
+
+// revtrace_link of a link created for `site` with `idempotency_key` (stripe_api/payment_links.hpp).
+std::string link_id_for(const std::string& site, const std::string& idempotency_key) {
+  revtrace::stripe_api::PaymentLinkSpec spec;
+  spec.site_id = site;
+  spec.amount = 5000;
+  spec.currency = "usd";
+  spec.product = "Coaching call";
+  return revtrace::stripe_api::prepare_payment_link(spec, idempotency_key).link_id;
+}
+
 int validate_records(const std::string& dir, const std::string& topic,
                      const std::vector<std::string>& values, std::string& output) {
   const std::string source_dir = std::getenv("REVTRACE_SOURCE_DIR");
@@ -379,8 +404,34 @@ TEST_CASE("query server Payment Links routes against stripe-mock", "[kafka][stri
   const std::string b = unique("links-b");
   const std::string c = unique("links-c");  // its Stripe key is refused
   const std::string prefix = unique("links") + ".";
+  const std::string d = unique("links-d");  // behind a proxy; no stripe_links_api_key
   const auto port = free_port();
   const std::string mock = stripe_mock_url();
+  // Site D's Stripe: stripe-mock behind a proxy that fails (500), passes, or adds a parameter
+  // Stripe rejects; it keeps the Idempotency-Key of every POST.
+  enum class Mode { fail, pass, reject };
+  std::atomic<Mode> mode{Mode::pass};
+  std::mutex keys_mu;
+  std::vector<std::string> keys_seen;
+  FakeStripe proxy([&](const FakeRequest& req) {
+    {
+      std::lock_guard lock(keys_mu);
+      keys_seen.emplace_back(req["Idempotency-Key"]);
+    }
+    if (mode == Mode::fail) {
+      return fake_json(500, R"({"error":{"type":"api_error","message":"An unknown error occurred"}})");
+    }
+    auto copy = req;
+    if (mode == Mode::reject) {
+      copy.body() += "&line_items[0][price_data][tax_behavior]=sometimes";
+      copy.prepare_payload();
+    }
+    return forward(copy, mock);
+  });
+  auto take_keys = [&] {
+    std::lock_guard lock(keys_mu);
+    return std::exchange(keys_seen, {});
+  };
   const std::string config = dir + "/revtrace.toml";
   {
     std::ofstream out(config);
@@ -394,6 +445,9 @@ TEST_CASE("query server Payment Links routes against stripe-mock", "[kafka][stri
           << "query_tokens = [\"token-" << site << "\"]\nstripe_links_api_key = \"" << key
           << "\"\nstripe_api_base = \"" << mock << "\"\n";
     }
+    out << "[[sites]]\nid = \"" << d << "\"\nwebhook_secrets = [\"whsec_x\"]\n"
+        << "query_tokens = [\"token-" << d << "\"]\nstripe_api_key = \"rk_test_read\"\n"
+        << "stripe_api_base = \"" << proxy.base_url() << "\"\n";
   }
   const std::string bin = revtrace_binary();
   run_ok({bin, "topics", "create", "--config", config}, dir + "/topics.log");
@@ -455,9 +509,12 @@ TEST_CASE("query server Payment Links routes against stripe-mock", "[kafka][stri
                                      {"Idempotency-Key", "create-" + a}});
   INFO("create: " << created.status << " " << created.body << "\nquery log:\n" << query.log());
   REQUIRE(created.status == 201);
+  // The answer names its Idempotency-Key, in the header and in the body.
+  CHECK(header_of(created, "idempotency-key") == "create-" + a);
   simdjson::dom::parser parser;
   {
     simdjson::dom::element link = parser.parse(created.body);
+    CHECK(std::string_view(link["idempotency_key"]) == "create-" + a);
     CHECK(std::string_view(link["site_id"]) == a);
     CHECK(std::string_view(link["payment_link_id"]).starts_with("plink_"));
     CHECK(std::string_view(link["url"]).starts_with("https://"));
@@ -482,6 +539,16 @@ TEST_CASE("query server Payment Links routes against stripe-mock", "[kafka][stri
   REQUIRE(monthly.status == 201);
   CHECK(monthly.body.find(R"("currency":"jpy")") != std::string::npos);
   CHECK(monthly.body.find(R"("interval":"month")") != std::string::npos);
+  // No Idempotency-Key was sent: the generated one is returned, and it is the one the link was
+  // made with (it seeds revtrace_link).
+  {
+    const std::string key = header_of(monthly, "idempotency-key");
+    CHECK(key.starts_with("rt-"));
+    CHECK(key.size() == 35);
+    simdjson::dom::element link = parser.parse(monthly.body);
+    CHECK(std::string_view(link["idempotency_key"]) == key);
+    CHECK(std::string_view(link["revtrace_link"]) == link_id_for(a, key));
+  }
 
   // Stripe's refusal of C's key is surfaced with Stripe's message, and nothing is recorded.
   const auto refused =
@@ -492,14 +559,19 @@ TEST_CASE("query server Payment Links routes against stripe-mock", "[kafka][stri
   CHECK(refused.body.find(R"("status":401)") != std::string::npos);
   CHECK(message_of(refused.body).find("authenticate") != std::string::npos);
 
-  // The topic holds exactly the two created links, keyed by site, each as answered.
+  CHECK(header_of(refused, "idempotency-key").starts_with("rt-"));
+  CHECK(refused.body.find(R"("idempotency_key":")" + header_of(refused, "idempotency-key") + "\"") !=
+        std::string::npos);
+
+  // The topic holds exactly the two created links, keyed by site, each as answered (less the
+  // answer's idempotency_key).
   const auto records = read_topic(bootstrap, links_topic);
   REQUIRE(records.size() == 2);
   CHECK(records[0].key == a);
   CHECK(records[1].key == a);
   std::set<std::string> values{records[0].value, records[1].value};
-  CHECK(values.count(created.body) == 1);
-  CHECK(values.count(monthly.body) == 1);
+  CHECK(values.count(without_idempotency_key(created.body)) == 1);
+  CHECK(values.count(without_idempotency_key(monthly.body)) == 1);
   std::string validator;
   const int rc = validate_records(dir, "revtrace.payment-links.v1",
                                   {records[0].value, records[1].value}, validator);
@@ -516,12 +588,103 @@ TEST_CASE("query server Payment Links routes against stripe-mock", "[kafka][stri
   REQUIRE(links.size() == 2);
   simdjson::dom::parser created_parser;
   CHECK(simdjson::to_string(links.at(0)) ==
-        simdjson::to_string(created_parser.parse(created.body).value()));
+        simdjson::to_string(created_parser.parse(without_idempotency_key(created.body)).value()));
   const auto listed_b = http_request(port, "GET", "/v1/sites/" + b + "/payment-links", {}, bearer(b));
   CHECK(listed_b.status == 200);
   CHECK(listed_b.body.find(R"("payment_links":[])") != std::string::npos);
   CHECK(http_request(port, "GET", route + "?limit=5", {}, bearer(a)).status == 400);
   CHECK(http_request(port, "DELETE", route, {}, bearer(a)).status == 405);
+
+  // Site D: Stripe rejects a parameter (stripe-mock's own validation, through the proxy): 422
+  // with Stripe's error, and nothing recorded.
+  const std::string route_d = "/v1/sites/" + d + "/payment-links";
+  const std::string plain = R"({"amount":5000,"currency":"usd","product":"Coaching call"})";
+  mode = Mode::reject;
+  const auto rejected = http_request(port, "POST", route_d, plain, bearer(d));
+  INFO("rejected: " << rejected.body);
+  CHECK(rejected.status == 422);
+  CHECK(rejected.body.find(R"("error":"stripe_rejected")") != std::string::npos);
+  CHECK(rejected.body.find(R"("status":400,"type":"invalid_request_error")") != std::string::npos);
+  CHECK(message_of(rejected.body).find("tax_behavior") != std::string::npos);
+  CHECK(rejected.body.find(R"("idempotency_key":")" + header_of(rejected, "idempotency-key") + "\"") !=
+        std::string::npos);
+  CHECK(take_keys() == std::vector<std::string>{header_of(rejected, "idempotency-key")});
+  // D has only stripe_api_key: it stands in for stripe_links_api_key, with a warning.
+  CHECK(query.log().find("has no stripe_links_api_key") != std::string::npos);
+
+  // Stripe fails (500, retried, then 502): the answer's Idempotency-Key repeats the create safely.
+  mode = Mode::fail;
+  const auto failed = http_request(port, "POST", route_d, plain, bearer(d));
+  INFO("failed: " << failed.body);
+  CHECK(failed.status == 502);
+  CHECK(failed.body.find(R"("attempts":4)") != std::string::npos);
+  const std::string key = header_of(failed, "idempotency-key");
+  REQUIRE(key.starts_with("rt-"));
+  CHECK(failed.body.find(R"("idempotency_key":")" + key + "\"") != std::string::npos);
+  CHECK(take_keys() == std::vector<std::string>(4, key));
+  mode = Mode::pass;
+  auto with_key = bearer(d);
+  with_key["Idempotency-Key"] = key;
+  const auto repeated = http_request(port, "POST", route_d, plain, with_key);
+  INFO("repeated: " << repeated.body);
+  REQUIRE(repeated.status == 201);
+  CHECK(take_keys() == std::vector<std::string>{key});
+  CHECK(header_of(repeated, "idempotency-key") == key);
+  CHECK(repeated.body.find(R"("revtrace_link":")" + link_id_for(d, key) + "\"") != std::string::npos);
+
+  // The same through the CLI: the generated key is printed when the create fails and when it
+  // succeeds, and repeating with it sends Stripe the same key.
+  auto cli = [&](const std::string& name, const std::vector<std::string>& extra, int expected) {
+    std::vector<std::string> argv{bin, "payment-links", "create", "--config", config, "--site", d,
+                                  "--amount", "5000", "--currency", "usd", "--product",
+                                  "Coaching call"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    ChildProcess p(argv, {{"REVTRACE_STRIPE_BACKOFF_MS", "1"}}, dir + "/" + name + ".log");
+    const int status = p.wait(120s).value_or(-1);
+    INFO(name << ": " << p.log());
+    CHECK(status == expected);
+    return p.log();
+  };
+  auto printed_key = [](const std::string& log, const std::string& before) {
+    const auto at = log.find(before);
+    if (at == std::string::npos) return std::string();
+    const auto start = at + before.size();
+    return log.substr(start, log.find_first_of(" )\n", start) - start);
+  };
+  auto printed_record = [](const std::string& log) {
+    const auto at = log.find("{\"site_id\"");
+    return at == std::string::npos ? std::string() : log.substr(at, log.find('\n', at) - at);
+  };
+  mode = Mode::fail;
+  const auto cli_failed = cli("cli-failed", {}, 1);
+  const auto cli_key = printed_key(cli_failed, "to retry safely, run the same command with --idempotency-key ");
+  INFO("cli failed: " << cli_failed);
+  REQUIRE(cli_key.starts_with("rt-"));
+  CHECK(cli_key.size() == 35);
+  CHECK(take_keys() == std::vector<std::string>(4, cli_key));
+  CHECK(cli_failed.find("has no stripe_links_api_key") != std::string::npos);
+  mode = Mode::pass;
+  const auto cli_repeated = cli("cli-repeated", {"--idempotency-key", cli_key}, 0);
+  CHECK(take_keys() == std::vector<std::string>{cli_key});
+  CHECK(printed_key(cli_repeated, "(idempotency key ") == cli_key);
+  CHECK(printed_record(cli_repeated).find(R"("revtrace_link":")" + link_id_for(d, cli_key) + "\"") !=
+        std::string::npos);
+  const auto cli_fresh = cli("cli-fresh", {}, 0);
+  const auto fresh_key = printed_key(cli_fresh, "(idempotency key ");
+  INFO("cli fresh: " << cli_fresh);
+  REQUIRE(fresh_key.starts_with("rt-"));
+  CHECK(fresh_key != cli_key);
+  CHECK(take_keys() == std::vector<std::string>{fresh_key});
+  CHECK(printed_record(cli_fresh).find(R"("revtrace_link":")" + link_id_for(d, fresh_key) + "\"") !=
+        std::string::npos);
+  // D's records: the API's repeated create and the two CLI creates.
+  std::vector<std::string> d_records;
+  for (const auto& r : read_topic(bootstrap, links_topic)) {
+    if (r.key == d) d_records.push_back(r.value);
+  }
+  CHECK(d_records == std::vector<std::string>{without_idempotency_key(repeated.body),
+                                              printed_record(cli_repeated),
+                                              printed_record(cli_fresh)});
 
   query.signal(SIGTERM);
   CHECK(query.wait(30s) == 0);
