@@ -299,6 +299,24 @@ TEST_CASE("reconcile: a delivered authorisation does not hide its capture", "[st
   CHECK(refund->change_key == "charge/ch_1PgafuB7WZ01zgkWXYmPNZs8/100/40");
   CHECK(delivered_change_key(webhook_record("evt_ref", "charge.refunded", refunded)) ==
         refund->change_key);
+  // What the processor makes of it: the delivered authorisation is no revenue; the capture that
+  // reconcile appends is the payment, counted with its captured amount.
+  revtrace::domain::MemoryStateStore store;
+  revtrace::domain::SiteSettings settings;
+  settings.site_id = "acme";
+  revtrace::domain::AttributionEngine engine(
+      store, [&](std::string_view) -> const revtrace::domain::SiteSettings& { return settings; });
+  const auto pending = engine.on_stripe_event(webhook_record("evt_auth", "charge.succeeded", authorised));
+  INFO(pending.reason);
+  CHECK(pending.kind != revtrace::domain::Outcome::Kind::invalid);
+  CHECK(pending.revenue.empty());
+  const auto counted = engine.on_stripe_event(
+      stripe_events_record("acme", *captured, kReconcileApiVersion, 1744000000456));
+  INFO(counted.reason);
+  REQUIRE(counted.kind == revtrace::domain::Outcome::Kind::applied);
+  REQUIRE(counted.revenue.size() == 1);
+  CHECK(counted.revenue[0].value.find(R"("amount":100,"currency":"usd","refunded":0,"net":100)") !=
+        std::string::npos);
 }
 
 TEST_CASE("keys: reconcile warns without a restricted key, links fall back with a warning",
