@@ -1,5 +1,7 @@
 // `revtrace payment-links create|list`: Stripe Payment Links that carry their attribution
 // (stripe_api/payment_links.hpp), recorded in revtrace.payment-links.v1.
+#include <spdlog/spdlog.h>
+
 #include <chrono>
 #include <iostream>
 
@@ -7,6 +9,7 @@
 #include "common/kafka.hpp"
 #include "common/topic_scan.hpp"
 #include "common/topics.hpp"
+#include "stripe_api/keys.hpp"
 #include "stripe_api/payment_links.hpp"
 
 namespace revtrace::app {
@@ -32,18 +35,30 @@ int run_payment_link_create(const common::Config& config, const PaymentLinkOptio
     std::cerr << "revtrace: no site '" << options.spec.site_id << "' is configured\n";
     return 2;
   }
-  const std::string key =
-      site->stripe_links_api_key.empty() ? site->stripe_api_key : site->stripe_links_api_key;
-  if (key.empty()) {
+  const auto key =
+      stripe_api::payment_links_key(site->id, site->stripe_links_api_key, site->stripe_api_key);
+  if (key.key.empty()) {
     std::cerr << "revtrace: site '" << site->id
               << "' has neither stripe_links_api_key nor stripe_api_key configured\n";
     return 2;
   }
-  const stripe_api::StripeClient client(stripe_client_options(*site, key));
-  const auto created = stripe_api::create_payment_link(client, options.spec, options.idempotency_key);
+  if (!key.warning.empty()) spdlog::warn("payment-links: {}", key.warning);
+  // The key is chosen here, not inside create_payment_link, so that it can be printed: it is the
+  // only way to repeat a create whose outcome is unknown without creating a second link.
+  const std::string idempotency_key = options.idempotency_key.empty()
+                                          ? stripe_api::random_idempotency_key()
+                                          : options.idempotency_key;
+  const std::string repeat =
+      "run the same command with --idempotency-key " + idempotency_key;
+  const stripe_api::StripeClient client(stripe_client_options(*site, key.key));
+  const auto created = stripe_api::create_payment_link(client, options.spec, idempotency_key);
   if (!created.error.empty()) {
     std::cerr << "revtrace: payment link not created: " << created.error << "\n";
-    return created.prepared.ok() ? 1 : 2;
+    if (!created.prepared.ok()) return 2;
+    // Stripe may have created it all the same (a timeout, a lost answer): the same key returns
+    // that link instead of a second one.
+    std::cerr << "revtrace: to retry safely, " << repeat << "\n";
+    return 1;
   }
   const auto record = stripe_api::payment_link_record(options.spec, created.prepared, *created.link,
                                                       now_ms(), site->email_hash_key);
@@ -57,10 +72,11 @@ int run_payment_link_create(const common::Config& config, const PaymentLinkOptio
     // The link exists at Stripe: say so, so that it is not created twice by hand.
     std::cerr << "revtrace: payment link " << created.link->id << " (" << created.link->url
               << ") was created but could not be recorded in Kafka ("
-              << rd_kafka_err2str(err ? err : delivery)
-              << "); run the same command with --idempotency-key to record it\n";
+              << rd_kafka_err2str(err ? err : delivery) << "); " << repeat << " to record it\n";
     return 1;
   }
+  std::cerr << "revtrace: payment link " << created.link->id << " created and recorded "
+            << "(idempotency key " << idempotency_key << ")\n";
   std::cout << record << "\n";
   return 0;
 }

@@ -2,6 +2,8 @@
 // fetched through the API with the site's read-only key and appended to
 // revtrace.stripe-events.v1 as `source: "api"` records (stripe_api/reconcile.hpp). Whatever the
 // topic already shows — a webhook event or an earlier reconcile — is not appended again.
+#include <spdlog/spdlog.h>
+
 #include <chrono>
 #include <iostream>
 #include <set>
@@ -10,6 +12,7 @@
 #include "common/kafka.hpp"
 #include "common/topic_scan.hpp"
 #include "common/topics.hpp"
+#include "stripe_api/keys.hpp"
 #include "stripe_api/reconcile.hpp"
 
 namespace revtrace::app {
@@ -49,6 +52,10 @@ int run_reconcile(const common::Config& config, const ReconcileOptions& options)
     std::cerr << "revtrace: site '" << site->id << "' has no stripe_api_key (a restricted "
               << "read-only key) configured\n";
     return 2;
+  }
+  if (const auto warning = stripe_api::reconcile_key_warning(site->id, site->stripe_api_key);
+      !warning.empty()) {
+    spdlog::warn("reconcile: {}", warning);
   }
   const auto now_s = std::chrono::duration_cast<std::chrono::seconds>(
                          std::chrono::system_clock::now().time_since_epoch())

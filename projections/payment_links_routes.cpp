@@ -17,6 +17,7 @@
 #include "common/topic_scan.hpp"
 #include "common/topics.hpp"
 #include "stripe_api/currency.hpp"
+#include "stripe_api/keys.hpp"
 #include "stripe_api/payment_links.hpp"
 
 namespace revtrace::projections {
@@ -107,7 +108,26 @@ ParsedBody parse_body(std::string_view body, const std::string& site) {
 
 // Stripe's refusal as the query API's answer: the status says whose problem it is, the body
 // carries Stripe's own type, code, parameter, message and request id.
-http::Response stripe_failure(const stripe_api::CreateOutcome& outcome) {
+// `,"idempotency_key":"<key>"}` in place of the closing brace of the JSON object `body`.
+std::string with_idempotency_key(std::string body, std::string_view key) {
+  body.pop_back();
+  body += ",\"idempotency_key\":\"";
+  http::append_json_escaped(body, key);
+  body += "\"}";
+  return body;
+}
+
+// Every answer of a create names its Idempotency-Key (the client's, or the one generated for it),
+// in the body and in the header: repeating the request with it is the only way to retry an
+// outcome that is not known (a timeout, a link Kafka did not record) without a second link.
+http::Response answer(http::Status status, std::string body, std::string_view idempotency_key) {
+  auto res = http::json_response(status, with_idempotency_key(std::move(body), idempotency_key));
+  res.set("Idempotency-Key", idempotency_key);
+  return res;
+}
+
+http::Response stripe_failure(const stripe_api::CreateOutcome& outcome,
+                              std::string_view idempotency_key) {
   using Kind = stripe_api::ApiError::Kind;
   const auto& e = outcome.api.error;
   http::Status status = http::Status::bad_gateway;
@@ -142,7 +162,7 @@ http::Response stripe_failure(const stripe_api::CreateOutcome& outcome) {
   body += "\",\"request_id\":\"";
   http::append_json_escaped(body, e.request_id);
   body += "\",\"attempts\":" + std::to_string(outcome.api.attempts) + "}}";
-  auto res = http::json_response(status, std::move(body));
+  auto res = answer(status, std::move(body), idempotency_key);
   if (status == http::Status::service_unavailable) res.set(boost::beast::http::field::retry_after, "10");
   return res;
 }
@@ -225,25 +245,27 @@ struct PaymentLinksRoutes::Impl {
     if (!outcome.link) {
       stripe_failures.inc();
       spdlog::warn("query: payment link for site {} not created: {}", site.id, outcome.error);
-      return respond(stripe_failure(outcome));
+      return respond(stripe_failure(outcome, idempotency_key));
     }
     auto record = std::make_shared<std::string>(stripe_api::payment_link_record(
         spec, outcome.prepared, *outcome.link, now_ms(), site.email_hash_key));
     auto link = std::make_shared<stripe_api::CreatedLink>(*outcome.link);
-    auto answered = [this, record, link, respond](rd_kafka_resp_err_t err) {
+    auto answered = [this, record, link, respond, idempotency_key](rd_kafka_resp_err_t err) {
       if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         // The link exists at Stripe: name it, and how to record it without creating another.
-        auto res = http::json_error(
-            http::Status::service_unavailable, "not_recorded",
-            "payment link " + link->id + " (" + link->url +
-                ") was created at Stripe but Kafka did not acknowledge its record (" +
-                rd_kafka_err2str(err) +
-                "); repeat the request with the same Idempotency-Key header to record it");
+        std::string body = "{\"error\":\"not_recorded\",\"message\":\"";
+        http::append_json_escaped(
+            body, "payment link " + link->id + " (" + link->url +
+                      ") was created at Stripe but Kafka did not acknowledge its record (" +
+                      rd_kafka_err2str(err) + "); repeat the request with the header " +
+                      "Idempotency-Key: " + idempotency_key + " to record it");
+        body += "\"}";
+        auto res = answer(http::Status::service_unavailable, std::move(body), idempotency_key);
         res.set(boost::beast::http::field::retry_after, "5");
         return respond(std::move(res));
       }
       created.inc();
-      respond(http::json_response(http::Status::created, *record));
+      respond(answer(http::Status::created, *record, idempotency_key));
     };
     const auto topic = common::topics::name(config.kafka, common::topics::kPaymentLinks);
     if (const auto err = producer.produce(topic, site.id, *record, answered)) answered(err);
@@ -330,17 +352,20 @@ void PaymentLinksRoutes::create(const http::Request& req, const std::string& sit
   const auto prepared = stripe_api::prepare_payment_link(parsed.spec, idempotency_key);
   if (!prepared.ok()) return respond(bad_parameter(prepared.param, prepared.error));
   const auto* site = impl_->config.find_site(site_id);
-  const std::string key = site == nullptr ? std::string()
-                          : site->stripe_links_api_key.empty() ? site->stripe_api_key
-                                                               : site->stripe_links_api_key;
-  if (key.empty()) {
+  const auto chosen = site == nullptr ? stripe_api::PaymentLinksKey{}
+                                      : stripe_api::payment_links_key(
+                                            site->id, site->stripe_links_api_key,
+                                            site->stripe_api_key);
+  if (chosen.key.empty()) {
     return respond(http::json_error(
         http::Status::service_unavailable, "stripe_not_configured",
         "this site has neither stripe_links_api_key nor stripe_api_key configured"));
   }
+  if (!chosen.warning.empty()) spdlog::warn("query: payment links: {}", chosen.warning);
   Impl* impl = impl_.get();
   impl->submit(
-      [impl, site, key, spec = std::move(parsed.spec), idempotency_key, respond]() mutable {
+      [impl, site, key = chosen.key, spec = std::move(parsed.spec), idempotency_key,
+       respond]() mutable {
         impl->create_link(*site, key, std::move(spec), std::move(idempotency_key), respond);
       },
       respond);

@@ -3,6 +3,7 @@
 #include <openssl/sha.h>
 #include <simdjson.h>
 
+#include <algorithm>
 #include <set>
 
 #include "common/http.hpp"
@@ -38,6 +39,23 @@ std::string_view str_or_empty(simdjson::simdjson_result<simdjson::dom::element> 
 std::int64_t int_or(simdjson::simdjson_result<simdjson::dom::element> e, std::int64_t fallback) {
   std::int64_t v = 0;
   return e.get_int64().get(v) == simdjson::SUCCESS ? v : fallback;
+}
+
+// The money a charge snapshot shows as captured, by the processor's rule
+// (processor/domain/stripe_event.cpp, read_charge): 0 while `captured` is false (an
+// authorisation), else `amount_captured` when positive, else `amount` (older API versions).
+std::int64_t captured_amount(const simdjson::dom::element& charge) {
+  bool captured = true;
+  if (charge["captured"].get_bool().get(captured) == simdjson::SUCCESS && !captured) return 0;
+  const std::int64_t amount_captured = int_or(charge["amount_captured"], 0);
+  return amount_captured > 0 ? amount_captured : int_or(charge["amount"], 0);
+}
+
+// `charge/<id>/<captured>/<refunded>`: a capture and each refund are changes of their own, so a
+// delivered authorisation (captured 0) never hides a capture whose event was lost.
+std::string charge_change_key(std::string_view id, const simdjson::dom::element& charge) {
+  return "charge/" + std::string(id) + "/" + std::to_string(captured_amount(charge)) + "/" +
+         std::to_string(int_or(charge["amount_refunded"], 0));
 }
 
 }  // namespace
@@ -79,8 +97,12 @@ std::optional<SyntheticEvent> synthesize_event(std::string_view kind, std::strin
       why = e.object_id + ": charge " + std::string(status) + " moved no money";
       return std::nullopt;
     }
+    if (captured_amount(obj) == 0) {
+      why = e.object_id + ": charge authorised, not captured: no money moved yet";
+      return std::nullopt;
+    }
     e.type = refunded > 0 ? "charge.refunded" : "charge.succeeded";
-    e.change_key = "charge/" + e.object_id + "/" + std::to_string(refunded);
+    e.change_key = charge_change_key(e.object_id, obj);
     e.created = created;
   } else if (kind == "invoice") {
     if (status != "paid") {
@@ -121,7 +143,8 @@ std::optional<std::string> delivered_change_key(std::string_view record_json) {
       event["data"]["object"]["id"].get_string().get(id)) {
     return std::nullopt;
   }
-  const auto obj = event["data"]["object"];
+  simdjson::dom::element obj;
+  if (event["data"]["object"].get(obj)) return std::nullopt;
   const std::string oid(id);
   if (type == "checkout.session.completed") {
     const std::string_view ps = str_or_empty(obj["payment_status"]);
@@ -129,7 +152,7 @@ std::optional<std::string> delivered_change_key(std::string_view record_json) {
   }
   if (type == "checkout.session.async_payment_succeeded") return "checkout.session/" + oid + "/paid";
   if (type == "charge.succeeded" || type == "charge.captured" || type == "charge.refunded") {
-    return "charge/" + oid + "/" + std::to_string(int_or(obj["amount_refunded"], 0));
+    return charge_change_key(oid, obj);
   }
   if (type == "invoice.paid" || type == "invoice.payment_succeeded") return "invoice/" + oid + "/paid";
   return std::nullopt;
@@ -148,15 +171,23 @@ FetchOutcome fetch_reconcile_events(const StripeClient& client, const ReconcileW
   FetchOutcome out;
   std::set<std::string> seen_changes;
   std::set<std::string> listed_charges;
-  const std::string version =
-      client.options().stripe_version.empty() ? std::string() : client.options().stripe_version;
-  Form range{{"created[gte]", std::to_string(window.since)}};
-  if (window.until > 0) range.emplace_back("created[lt]", std::to_string(window.until));
+  std::set<std::string> listed_invoices;
+  std::set<std::string> charged_invoices;  // invoices the window's charges paid
+  const std::string& version = client.options().stripe_version;
+  auto created_from = [&](std::int64_t from) {
+    Form range{{"created[gte]", std::to_string(from)}};
+    if (window.until > 0) range.emplace_back("created[lt]", std::to_string(window.until));
+    return range;
+  };
+  auto in_window = [&](std::int64_t t) {
+    return t >= window.since && (window.until <= 0 || t < window.until);
+  };
 
   auto take = [&](std::string_view kind, std::string_view json) {
     std::string why;
     auto e = synthesize_event(kind, json, version, why);
-    if (!e) {
+    // An invoice is listed by creation over a wider window; it belongs to this one by payment.
+    if (!e || (kind == "invoice" && !in_window(e->created))) {
       ++out.skipped;
       return;
     }
@@ -169,21 +200,36 @@ FetchOutcome fetch_reconcile_events(const StripeClient& client, const ReconcileW
   struct Listing {
     const char* path;
     const char* kind;
-    Form extra;
+    Form query;
   };
+  Form sessions = created_from(window.since);
+  sessions.emplace_back("status", "complete");
+  Form invoices = created_from(window.since - std::max<std::int64_t>(0, window.invoice_lookback));
+  invoices.emplace_back("status", "paid");
   const std::vector<Listing> listings{
-      {"/v1/checkout/sessions", "checkout.session", {{"status", "complete"}}},
-      {"/v1/charges", "charge", {}},
-      {"/v1/invoices", "invoice", {{"status", "paid"}}},
+      {"/v1/checkout/sessions", "checkout.session", std::move(sessions)},
+      {"/v1/charges", "charge", created_from(window.since)},
+      {"/v1/invoices", "invoice", std::move(invoices)},
   };
+  simdjson::dom::parser parser;
   for (const auto& l : listings) {
-    Form q = range;
-    q.insert(q.end(), l.extra.begin(), l.extra.end());
+    const std::string_view kind = l.kind;
     std::size_t n = 0;
-    auto r = client.list(l.path, q, [&](std::string_view id, std::string_view json) {
+    auto r = client.list(l.path, l.query, [&](std::string_view id, std::string_view json) {
       ++n;
-      if (std::string_view(l.kind) == "charge") listed_charges.emplace(id);
-      take(l.kind, json);
+      if (kind == "charge") {
+        listed_charges.emplace(id);
+        // Before basil a charge names the invoice it paid (kReconcileApiVersion).
+        simdjson::dom::element charge;
+        std::string_view invoice;
+        if (!parser.parse(json.data(), json.size()).get(charge) &&
+            !charge["invoice"].get_string().get(invoice) && !invoice.empty()) {
+          charged_invoices.emplace(invoice);
+        }
+      } else if (kind == "invoice") {
+        listed_invoices.emplace(id);
+      }
+      take(kind, json);
       return true;
     });
     out.requests += r.pages;
@@ -193,21 +239,33 @@ FetchOutcome fetch_reconcile_events(const StripeClient& client, const ReconcileW
       return out;
     }
   }
+  // Invoices paid in the window by a charge but created before even the wider creation window.
+  for (const auto& invoice : charged_invoices) {
+    if (listed_invoices.contains(invoice)) continue;
+    auto i = client.get("/v1/invoices/" + percent_encode(invoice));
+    ++out.requests;
+    if (!i.ok()) {
+      fail("GET /v1/invoices/" + invoice, i);
+      return out;
+    }
+    take("invoice", i.body);
+  }
   // Refunds in the window of charges made before it: the charge's current snapshot carries the
   // cumulative refund.
   std::set<std::string> refunded_charges;
   std::size_t refunds = 0;
-  auto r = client.list("/v1/refunds", range, [&](std::string_view, std::string_view json) {
-    ++refunds;
-    simdjson::dom::parser p;
-    simdjson::dom::element e;
-    std::string_view charge;
-    if (!p.parse(json.data(), json.size()).get(e) && !e["charge"].get_string().get(charge) &&
-        !listed_charges.contains(std::string(charge))) {
-      refunded_charges.emplace(charge);
-    }
-    return true;
-  });
+  auto r = client.list("/v1/refunds", created_from(window.since),
+                       [&](std::string_view, std::string_view json) {
+                         ++refunds;
+                         simdjson::dom::element e;
+                         std::string_view charge;
+                         if (!parser.parse(json.data(), json.size()).get(e) &&
+                             !e["charge"].get_string().get(charge) &&
+                             !listed_charges.contains(std::string(charge))) {
+                           refunded_charges.emplace(charge);
+                         }
+                         return true;
+                       });
   out.requests += r.pages;
   out.listed["/v1/refunds"] = refunds;
   if (!r.last.ok()) {

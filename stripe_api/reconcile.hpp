@@ -5,15 +5,18 @@
 //
 // Which event an object stands for, and its identity:
 // - checkout session with status complete → checkout.session.completed;
-// - charge (succeeded, or with money refunded) → charge.succeeded, or charge.refunded when
-//   amount_refunded > 0 (the snapshot carries the cumulative refund);
+// - charge succeeded and captured → charge.succeeded, or charge.refunded when
+//   amount_refunded > 0 (the snapshot carries the cumulative refund); an authorisation not yet
+//   captured moved no money and stands for nothing;
 // - invoice with status paid → invoice.paid;
 // - a refund created in the window → its charge, retrieved, as charge.refunded.
 // A *change key* names the change an event reports: `checkout.session/<id>/<paid|unpaid>`,
-// `charge/<id>/<amount_refunded>`, `invoice/<id>/paid`. The synthetic event id is
-// `evt_rtapi_` + 24 hex digits of SHA-256(change key): repeated reconciles produce the same ids,
-// and a change already delivered — by a webhook event of any id, or an earlier reconcile — is
-// recognised by its change key (delivered_change_key) and not appended again.
+// `charge/<id>/<captured amount>/<amount_refunded>` (captured amount 0 for an authorisation, so
+// a delivered uncaptured charge.succeeded does not hide its capture), `invoice/<id>/paid`. The
+// synthetic event id is `evt_rtapi_` + 24 hex digits of SHA-256(change key): repeated
+// reconciles produce the same ids, and a change already delivered — by a webhook event of any
+// id, or an earlier reconcile — is recognised by its change key (delivered_change_key) and not
+// appended again.
 //
 // Objects are requested under the fixed API version kReconcileApiVersion (2025-02-24.acacia,
 // the last before basil) because that shape links a charge to its invoice (`charge.invoice`):
@@ -59,9 +62,19 @@ struct SyntheticEvent {
                                                std::string_view api_version,
                                                std::int64_t received_at_ms);
 
+// How far before the window an invoice paid in it may have been created. Stripe's list of
+// invoices filters by creation only (`created`, no filter on status_transitions.paid_at), and an
+// invoice is often paid long after it is created: send_invoice invoices are due 30 days after
+// finalisation by default, failed subscription payments are retried for up to two months. So
+// invoices are listed by creation from `since - invoice_lookback` and kept when their
+// `status_transitions.paid_at` is in the window; an invoice created even earlier is still found
+// when a charge of the window names it (`charge.invoice`, kReconcileApiVersion).
+inline constexpr std::int64_t kInvoiceCreationLookback = 62 * 86400;
+
 struct ReconcileWindow {
   std::int64_t since = 0;  // Unix seconds, inclusive
   std::int64_t until = 0;  // Unix seconds, exclusive; 0 = now
+  std::int64_t invoice_lookback = kInvoiceCreationLookback;  // seconds, see above
 };
 
 struct FetchOutcome {
@@ -73,8 +86,10 @@ struct FetchOutcome {
   ApiError api;                          // the failing call's error
 };
 
-// Lists checkout sessions, charges, invoices and refunds created in the window (paginated) and
-// returns the events they stand for, each change once.
+// Lists (paginated) checkout sessions, charges and refunds created in the window, invoices paid
+// in it (created since `since - invoice_lookback`, kept by status_transitions.paid_at, plus any
+// invoice a listed charge names that the listing did not show, retrieved), and returns the
+// events they stand for, each change once.
 [[nodiscard]] FetchOutcome fetch_reconcile_events(const StripeClient& client,
                                                   const ReconcileWindow& window);
 

@@ -1,8 +1,10 @@
 // Issue 8 end to end on a real Kafka broker (labels kafka;stripe):
-// - [reconcile_e2e] a payment that arrives only by reconciliation (`revtrace reconcile` against a
-//   loopback fake Stripe API serving paginated lists built from /work/shared/stripe-fixtures)
-//   is attributed exactly once; the same payment then also arrives by a signed webhook through
-//   the gateway and is still counted once; a second reconcile appends nothing.
+// - [reconcile_e2e] `revtrace reconcile` against a loopback fake Stripe API serving paginated
+//   lists built from /work/shared/stripe-fixtures: a charge whose signed webhook came through the
+//   gateway first is not appended again; a checkout session and its charge that only the API
+//   shows are appended and counted as one payment (exact amount, net, method, touch); the
+//   session's late webhook adds no second payment; a second reconcile appends nothing; a secret
+//   key is warned about.
 // - [query_routes] the query server's Payment Links routes against stripe-mock: create (201,
 //   recorded in revtrace.payment-links.v1), list, 401/403 isolation, 400 naming the parameter,
 //   Stripe's refusal surfaced.
@@ -12,8 +14,12 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <set>
 #include <sstream>
+#include <tuple>
+#include <utility>
 
 #include "stripe_api/payment_links.hpp"
 #include "tests/stripe/fake_stripe.hpp"
@@ -155,8 +161,8 @@ void run_ok(const std::vector<std::string>& argv, const std::string& log) {
 
 }  // namespace
 
-TEST_CASE("reconcile end to end: a payment only the API shows is counted once, then again by "
-          "webhook still once, and a second reconcile appends nothing",
+TEST_CASE("reconcile end to end: what only the API shows is appended and counted once, what the "
+          "webhook delivered first is not appended, and late webhooks add no second payment",
           "[kafka][stripe][reconcile_e2e]") {
   const std::string bootstrap = kafka_bootstrap();
   const std::string dir = temp_dir("revtrace-reconcile");
@@ -169,11 +175,34 @@ TEST_CASE("reconcile end to end: a payment only the API shows is counted once, t
   const std::int64_t now = now_s();
   const std::int64_t pageview_at = (now - 1200) * 1000;
   const std::int64_t paid_at = now - 600;
+  // Payment A: a checkout session and its charge, which only the API shows at first.
   const std::string session_id = "cs_test_" + tag;
   const std::string intent_id = "pi_" + tag;
+  const std::string charge_id = "ch_" + tag;
+  // Payment B: a charge whose webhook arrives before any reconcile.
+  const std::string hook_charge_id = "ch_" + tag + "_hook";
+  const std::string hook_intent_id = "pi_" + tag + "_hook";
+  const std::string visitor_metadata = R"({"revtrace_visitor_id":")" + visitor + "\"}";
+  auto succeeded_charge = [&](const std::string& id, const std::string& intent, int amount,
+                              std::int64_t created, const std::string& metadata) {
+    return fixture_object("charge", {{"id", quoted(id)},
+                                     {"status", quoted("succeeded")},
+                                     {"paid", "true"},
+                                     {"captured", "true"},
+                                     {"amount", std::to_string(amount)},
+                                     {"amount_captured", std::to_string(amount)},
+                                     {"amount_refunded", "0"},
+                                     {"refunded", "false"},
+                                     {"currency", quoted("usd")},
+                                     {"created", std::to_string(created)},
+                                     {"payment_intent", quoted(intent)},
+                                     {"metadata", metadata}});
+  };
+  const std::string hook_charge = succeeded_charge(hook_charge_id, hook_intent_id, 2500,
+                                                   paid_at - 300, visitor_metadata);
 
-  // Stripe as the API shows it: the paid session of the visitor (page 1) and an abandoned one
-  // (page 2); two declined charges (2 pages, no money moved); a draft invoice; no refunds.
+  // Stripe as the API shows it: the paid session (page 1) and an abandoned one (page 2); the
+  // session's charge, B's charge and two declined charges (4 pages); a draft invoice; no refunds.
   const std::map<std::string, std::vector<std::string>> lists{
       {"/v1/checkout/sessions",
        {fixture_object("checkout.session",
@@ -185,12 +214,14 @@ TEST_CASE("reconcile end to end: a payment only the API shows is counted once, t
                         {"currency", quoted("usd")},
                         {"created", std::to_string(paid_at)},
                         {"payment_intent", quoted(intent_id)},
-                        {"metadata", R"({"revtrace_visitor_id":")" + visitor + "\"}"}}),
+                        {"metadata", visitor_metadata}}),
         fixture_object("checkout.session", {{"id", quoted(session_id + "_open")},
                                             {"created", std::to_string(paid_at - 60)},
                                             {"payment_intent", quoted(intent_id + "_open")}})}},
       {"/v1/charges",
-       {fixture_object("charge", {{"id", quoted("ch_" + tag + "_d1")},
+       {succeeded_charge(charge_id, intent_id, 4900, paid_at + 5, "{}"),
+        hook_charge,
+        fixture_object("charge", {{"id", quoted("ch_" + tag + "_d1")},
                                   {"status", quoted("failed")},
                                   {"paid", "false"},
                                   {"created", std::to_string(paid_at - 120)},
@@ -208,9 +239,8 @@ TEST_CASE("reconcile end to end: a payment only the API shows is counted once, t
   };
   FakeStripe stripe([&](const FakeRequest& req) { return serve_lists(req, lists); });
 
-  const std::string config = dir + "/revtrace.toml";
-  {
-    std::ofstream out(config);
+  auto write_config = [&](const std::string& path, const std::string& api_key) {
+    std::ofstream out(path);
     out << "log_level = \"info\"\n[kafka]\nbootstrap = \"" << bootstrap
         << "\"\npartitions = 6\ntopic_prefix = \"" << prefix << "\"\n"
         << "[gateway]\nlisten = \"127.0.0.1:" << gw_port << "\"\nthreads = 2\n"
@@ -218,9 +248,11 @@ TEST_CASE("reconcile end to end: a payment only the API shows is counted once, t
         << "\"\nmetrics_listen = \"127.0.0.1:" << metrics_port << "\"\n"
         << "[[sites]]\nid = \"" << site << "\"\nwebhook_secrets = [\"whsec_recon\"]\n"
         << "allowed_origins = [\"*\"]\nquery_tokens = [\"token-" << site << "\"]\n"
-        << "stripe_api_key = \"rk_test_reconcile\"\nstripe_api_base = \"" << stripe.base_url()
+        << "stripe_api_key = \"" << api_key << "\"\nstripe_api_base = \"" << stripe.base_url()
         << "\"\n";
-  }
+  };
+  const std::string config = dir + "/revtrace.toml";
+  write_config(config, "rk_test_reconcile");
   const std::string bin = revtrace_binary();
   run_ok({bin, "topics", "create", "--config", config}, dir + "/topics.log");
   ChildProcess gateway({bin, "gateway", "--config", config}, {}, dir + "/gateway.log");
@@ -240,26 +272,85 @@ TEST_CASE("reconcile end to end: a payment only the API shows is counted once, t
   const std::string revenue_topic = prefix + "revtrace.attributed-revenue.v1";
   REQUIRE(wait_until(30s, [&] { return records_of(bootstrap, web_topic, site).size() == 1; }));
 
+  // A signed webhook through the gateway, answered 200.
+  auto webhook = [&](const std::string& event_id, const std::string& type, std::int64_t created,
+                     const std::string& object) {
+    const std::string payload =
+        R"({"id":")" + event_id + R"(","object":"event","api_version":"2025-02-24.acacia","created":)" +
+        std::to_string(created) + R"(,"livemode":false,"pending_webhooks":1,"type":")" + type +
+        R"(","data":{"object":)" + object + "}}";
+    const auto hook = http_request(
+        gw_port, "POST", "/v1/webhooks/stripe/" + site, payload,
+        {{"Content-Type", "application/json"},
+         {"Stripe-Signature", stripe_signature(payload, "whsec_recon", now_s())}});
+    INFO("webhook answer: " << hook.body);
+    REQUIRE(hook.status == 200);
+  };
+  // The site's stripe-events records as (source, event type, object id), in topic order per
+  // partition (one key: one partition).
+  auto stripe_records = [&] {
+    std::vector<std::tuple<std::string, std::string, std::string>> out;
+    simdjson::dom::parser p, inner;
+    for (const auto& r : records_of(bootstrap, stripe_topic, site)) {
+      simdjson::dom::element rec = p.parse(r.value);
+      const std::string payload{std::string_view(rec["payload"])};
+      simdjson::dom::element event = inner.parse(payload);
+      out.emplace_back(std::string_view(rec["source"]), std::string_view(rec["event_type"]),
+                       std::string_view(event["data"]["object"]["id"]));
+    }
+    return out;
+  };
+  using StripeRecords = std::vector<std::tuple<std::string, std::string, std::string>>;
   const std::string since = std::to_string(now - 3600);
-  auto reconcile = [&](const std::string& name) {
-    ChildProcess p({bin, "reconcile", "--config", config, "--site", site, "--since", since}, {},
-                   dir + "/" + name + ".log");
+  auto reconcile = [&](const std::string& name, const std::string& config_file,
+                       const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> argv{bin, "reconcile", "--config", config_file, "--site", site,
+                                  "--since", since};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    ChildProcess p(argv, {}, dir + "/" + name + ".log");
     const int status = p.wait(120s).value_or(-1);
     INFO("reconcile: " << p.log());
     REQUIRE(status == 0);
     return p.log();
   };
+  // The latest record of each payment (read_committed: what a consumer of the topic sees),
+  // once the processor has consumed everything.
+  auto payments = [&] {
+    REQUIRE(wait_idle(metrics_port, 60s));
+    return latest_per_key(records_of(bootstrap, revenue_topic, site));
+  };
+  simdjson::dom::parser parser;
+  auto payment_with_charge = [&](const std::map<std::string, std::string>& latest,
+                                 const std::string& charge) -> std::string {
+    for (const auto& [key, value] : latest) {
+      simdjson::dom::element rec = parser.parse(value);
+      std::string_view c;
+      if (!rec["stripe"]["charge"].get_string().get(c) && c == charge) return value;
+    }
+    return {};
+  };
 
-  // 1. Only the API knows the payment.
-  const auto first = reconcile("reconcile-1");
+  // 1. Payment B's webhook arrives first.
+  webhook("evt_" + tag + "_b", "charge.succeeded", paid_at - 299, hook_charge);
+  REQUIRE(stripe_records() == StripeRecords{{"webhook", "charge.succeeded", hook_charge_id}});
+  REQUIRE(wait_until(90s, [&] { return !records_of(bootstrap, revenue_topic, site).empty(); }, 250ms));
+  const auto after_hook_b = payments();
+  INFO("processor log:\n" << processor.log());
+  REQUIRE(after_hook_b.size() == 1);
+
+  // 2. Reconcile: payment A (session and charge) is missing and appended; B's charge is the change
+  // the webhook delivered, so nothing is appended for it.
+  const auto first = reconcile("reconcile-1", config);
   INFO("first reconcile: " << first);
-  CHECK(first.find(R"("changes":1,"already_delivered":0,"missing":1,"appended":1)") !=
+  CHECK(first.find(R"("changes":3,"already_delivered":1,"missing":2,"appended":2)") !=
         std::string::npos);
+  CHECK(first.find("not a restricted key") == std::string::npos);  // an rk_ key: no warning
   // Every listing was paged through to its end.
   std::size_t session_pages = 0, charge_pages = 0;
   for (const auto& r : stripe.requests()) {
     const std::string t(r.target());
     CHECK(std::string(r[fake_http::field::authorization]) == "Bearer rk_test_reconcile");
+    CHECK(std::string(r["Stripe-Version"]) == "2025-02-24.acacia");
     session_pages += t.starts_with("/v1/checkout/sessions");
     charge_pages += t.starts_with("/v1/charges");
     if (t.starts_with("/v1/checkout/sessions") && session_pages == 2) {
@@ -267,25 +358,29 @@ TEST_CASE("reconcile end to end: a payment only the API shows is counted once, t
     }
   }
   CHECK(session_pages == 2);
-  CHECK(charge_pages == 2);
-  const auto stripe_after_first = records_of(bootstrap, stripe_topic, site);
-  REQUIRE(stripe_after_first.size() == 1);
-  CHECK(stripe_after_first[0].value.find(R"("source":"api")") != std::string::npos);
+  CHECK(charge_pages == 4);
+  // Oldest first: the session (created at paid_at), then its charge (5 s later).
+  CHECK(stripe_records() == StripeRecords{{"webhook", "charge.succeeded", hook_charge_id},
+                                          {"api", "checkout.session.completed", session_id},
+                                          {"api", "charge.succeeded", charge_id}});
 
-  REQUIRE(wait_until(90s, [&] { return !records_of(bootstrap, revenue_topic, site).empty(); }, 250ms));
-  REQUIRE(wait_idle(metrics_port, 60s));
-  const auto after_reconcile = records_of(bootstrap, revenue_topic, site);
-  INFO("processor log:\n" << processor.log());
-  REQUIRE(after_reconcile.size() == 1);
-  const std::string payment_key = after_reconcile[0].key;
-  simdjson::dom::parser parser;
-  {
-    simdjson::dom::element rec = parser.parse(after_reconcile[0].value);
+  auto check_payments = [&](const std::map<std::string, std::string>& latest) {
+    REQUIRE(latest.size() == 2);  // A and B, each once
+    const auto a = payment_with_charge(latest, charge_id);
+    const auto b = payment_with_charge(latest, hook_charge_id);
+    INFO("payments:\n" << a << "\n" << b);
+    REQUIRE_FALSE(a.empty());
+    REQUIRE_FALSE(b.empty());
+    simdjson::dom::element rec = parser.parse(a);
     CHECK(std::string_view(rec["site_id"]) == site);
     CHECK(int64_t(rec["amount"]) == 4900);
     CHECK(std::string_view(rec["currency"]) == "usd");
+    CHECK(int64_t(rec["refunded"]) == 0);
     CHECK(int64_t(rec["net"]) == 4900);
     CHECK(std::string_view(rec["method"]) == "metadata");
+    CHECK(int64_t(rec["paid_at"]) == paid_at * 1000);  // the earliest time either object shows
+    CHECK(std::string_view(rec["stripe"]["checkout_session"]) == session_id);
+    CHECK(std::string_view(rec["stripe"]["payment_intent"]) == intent_id);
     simdjson::dom::array touches = rec["touches"];
     REQUIRE(touches.size() == 1);
     CHECK(std::string_view(touches.at(0)["source"]) == "podcast");
@@ -294,47 +389,44 @@ TEST_CASE("reconcile end to end: a payment only the API shows is counted once, t
     simdjson::dom::array credits = rec["credits"]["first_touch"];
     REQUIRE(credits.size() == 1);
     CHECK(int64_t(credits.at(0)) == 4900);
-  }
-
-  // 2. The webhook of the same session arrives late (dated at the completion, 90 s after the
-  // session was created).
-  const auto session = lists.at("/v1/checkout/sessions")[0];
-  const std::string payload =
-      R"({"id":"evt_)" + tag + R"(","object":"event","api_version":"2025-03-31.basil","created":)" +
-      std::to_string(paid_at + 90) + R"(,"livemode":false,"pending_webhooks":1,"type":"checkout.session.completed","data":{"object":)" +
-      session + "}}";
-  const auto hook = http_request(
-      gw_port, "POST", "/v1/webhooks/stripe/" + site, payload,
-      {{"Content-Type", "application/json"},
-       {"Stripe-Signature", stripe_signature(payload, "whsec_recon", now_s())}});
-  INFO("webhook answer: " << hook.body);
-  REQUIRE(hook.status == 200);
-  REQUIRE(records_of(bootstrap, stripe_topic, site).size() == 2);
-  // Its observation differs from the reconcile's only in time: one more revision of the same key
-  // (stripe_api/README.md, "Count once when both paths deliver").
-  REQUIRE(wait_until(60s, [&] { return records_of(bootstrap, revenue_topic, site).size() >= 2; }, 250ms));
-  REQUIRE(wait_idle(metrics_port, 60s));
-  const auto after_webhook = records_of(bootstrap, revenue_topic, site);
-  const auto latest = latest_per_key(after_webhook);
-  REQUIRE(latest.size() == 1);
-  REQUIRE(latest.begin()->first == payment_key);
-  {
-    simdjson::dom::element rec = parser.parse(latest.begin()->second);
-    CHECK(int64_t(rec["amount"]) == 4900);
-    CHECK(int64_t(rec["net"]) == 4900);
+    rec = parser.parse(b);
+    CHECK(int64_t(rec["amount"]) == 2500);
+    CHECK(std::string_view(rec["currency"]) == "usd");
+    CHECK(int64_t(rec["net"]) == 2500);
     CHECK(std::string_view(rec["method"]) == "metadata");
-    // paid_at is the earlier of the two times: the reconcile's
-    CHECK(int64_t(rec["paid_at"]) == paid_at * 1000);
-  }
+    CHECK(rec["stripe"]["checkout_session"].is_null());
+    CHECK(std::string_view(rec["stripe"]["payment_intent"]) == hook_intent_id);
+  };
+  const auto after_reconcile = payments();
+  check_payments(after_reconcile);
 
-  // 3. A second reconcile finds the change already delivered (by both paths): nothing appended.
-  const auto second = reconcile("reconcile-2");
+  // 3. The webhook of A's session arrives late (dated at the completion, 90 s after the session
+  // was created): still one payment A, same amount and net.
+  webhook("evt_" + tag + "_a", "checkout.session.completed", paid_at + 90,
+          lists.at("/v1/checkout/sessions")[0]);
+  REQUIRE(stripe_records().size() == 4);
+  const auto after_webhook = payments();
+  check_payments(after_webhook);
+  const auto revenue_records = records_of(bootstrap, revenue_topic, site).size();
+
+  // 4. A second reconcile finds every change delivered: nothing appended, nothing recounted.
+  const auto second = reconcile("reconcile-2", config);
   INFO("second reconcile: " << second);
-  CHECK(second.find(R"("changes":1,"already_delivered":1,"missing":0,"appended":0)") !=
+  CHECK(second.find(R"("changes":3,"already_delivered":3,"missing":0,"appended":0)") !=
         std::string::npos);
-  CHECK(records_of(bootstrap, stripe_topic, site).size() == 2);
-  REQUIRE(wait_idle(metrics_port, 60s));
-  CHECK(records_of(bootstrap, revenue_topic, site).size() == after_webhook.size());
+  CHECK(stripe_records().size() == 4);
+  check_payments(payments());
+  CHECK(records_of(bootstrap, revenue_topic, site).size() == revenue_records);
+
+  // 5. With a secret key instead of a restricted one, reconcile says so (and still works).
+  const std::string secret_config = dir + "/revtrace-secret-key.toml";
+  write_config(secret_config, "sk_test_reconcile");
+  const auto warned = reconcile("reconcile-sk", secret_config, {"--dry-run"});
+  INFO("reconcile with a secret key: " << warned);
+  CHECK(warned.find("stripe_api_key is a secret key (sk_...), not a restricted key (rk_...)") !=
+        std::string::npos);
+  CHECK(warned.find(R"("already_delivered":3,"missing":0,"appended":0,"dry_run":true)") !=
+        std::string::npos);
 
   gateway.signal(SIGTERM);
   processor.signal(SIGTERM);
@@ -353,6 +445,27 @@ std::string stripe_mock_url() {
   std::getline(in, url);
   if (url.empty()) throw std::runtime_error(std::string("stripe-mock is not running: no URL in ") + file);
   return url;
+}
+
+std::string header_of(const HttpResult& r, const std::string& name) {
+  const auto it = r.headers.find(name);
+  return it == r.headers.end() ? std::string() : it->second;
+}
+
+// The query API's answer to a create is the topic's record plus the request's idempotency key.
+std::string without_idempotency_key(const std::string& body) {
+  const auto at = body.rfind(",\"idempotency_key\":\"");
+  return at == std::string::npos ? body : body.substr(0, at) + "}";
+}
+
+// revtrace_link of a link created for `site` with `idempotency_key` (stripe_api/payment_links.hpp).
+std::string link_id_for(const std::string& site, const std::string& idempotency_key) {
+  revtrace::stripe_api::PaymentLinkSpec spec;
+  spec.site_id = site;
+  spec.amount = 5000;
+  spec.currency = "usd";
+  spec.product = "Coaching call";
+  return revtrace::stripe_api::prepare_payment_link(spec, idempotency_key).link_id;
 }
 
 int validate_records(const std::string& dir, const std::string& topic,
@@ -379,8 +492,34 @@ TEST_CASE("query server Payment Links routes against stripe-mock", "[kafka][stri
   const std::string b = unique("links-b");
   const std::string c = unique("links-c");  // its Stripe key is refused
   const std::string prefix = unique("links") + ".";
+  const std::string d = unique("links-d");  // behind a proxy; no stripe_links_api_key
   const auto port = free_port();
   const std::string mock = stripe_mock_url();
+  // Site D's Stripe: stripe-mock behind a proxy that fails (500), passes, or adds a parameter
+  // Stripe rejects; it keeps the Idempotency-Key of every POST.
+  enum class Mode { fail, pass, reject };
+  std::atomic<Mode> mode{Mode::pass};
+  std::mutex keys_mu;
+  std::vector<std::string> keys_seen;
+  FakeStripe proxy([&](const FakeRequest& req) {
+    {
+      std::lock_guard lock(keys_mu);
+      keys_seen.emplace_back(req["Idempotency-Key"]);
+    }
+    if (mode == Mode::fail) {
+      return fake_json(500, R"({"error":{"type":"api_error","message":"An unknown error occurred"}})");
+    }
+    auto copy = req;
+    if (mode == Mode::reject) {
+      copy.body() += "&line_items[0][price_data][tax_behavior]=sometimes";
+      copy.prepare_payload();
+    }
+    return forward(copy, mock);
+  });
+  auto take_keys = [&] {
+    std::lock_guard lock(keys_mu);
+    return std::exchange(keys_seen, {});
+  };
   const std::string config = dir + "/revtrace.toml";
   {
     std::ofstream out(config);
@@ -394,6 +533,9 @@ TEST_CASE("query server Payment Links routes against stripe-mock", "[kafka][stri
           << "query_tokens = [\"token-" << site << "\"]\nstripe_links_api_key = \"" << key
           << "\"\nstripe_api_base = \"" << mock << "\"\n";
     }
+    out << "[[sites]]\nid = \"" << d << "\"\nwebhook_secrets = [\"whsec_x\"]\n"
+        << "query_tokens = [\"token-" << d << "\"]\nstripe_api_key = \"rk_test_read\"\n"
+        << "stripe_api_base = \"" << proxy.base_url() << "\"\n";
   }
   const std::string bin = revtrace_binary();
   run_ok({bin, "topics", "create", "--config", config}, dir + "/topics.log");
@@ -455,9 +597,12 @@ TEST_CASE("query server Payment Links routes against stripe-mock", "[kafka][stri
                                      {"Idempotency-Key", "create-" + a}});
   INFO("create: " << created.status << " " << created.body << "\nquery log:\n" << query.log());
   REQUIRE(created.status == 201);
+  // The answer names its Idempotency-Key, in the header and in the body.
+  CHECK(header_of(created, "idempotency-key") == "create-" + a);
   simdjson::dom::parser parser;
   {
     simdjson::dom::element link = parser.parse(created.body);
+    CHECK(std::string_view(link["idempotency_key"]) == "create-" + a);
     CHECK(std::string_view(link["site_id"]) == a);
     CHECK(std::string_view(link["payment_link_id"]).starts_with("plink_"));
     CHECK(std::string_view(link["url"]).starts_with("https://"));
@@ -482,6 +627,16 @@ TEST_CASE("query server Payment Links routes against stripe-mock", "[kafka][stri
   REQUIRE(monthly.status == 201);
   CHECK(monthly.body.find(R"("currency":"jpy")") != std::string::npos);
   CHECK(monthly.body.find(R"("interval":"month")") != std::string::npos);
+  // No Idempotency-Key was sent: the generated one is returned, and it is the one the link was
+  // made with (it seeds revtrace_link).
+  {
+    const std::string key = header_of(monthly, "idempotency-key");
+    CHECK(key.starts_with("rt-"));
+    CHECK(key.size() == 35);
+    simdjson::dom::element link = parser.parse(monthly.body);
+    CHECK(std::string_view(link["idempotency_key"]) == key);
+    CHECK(std::string_view(link["revtrace_link"]) == link_id_for(a, key));
+  }
 
   // Stripe's refusal of C's key is surfaced with Stripe's message, and nothing is recorded.
   const auto refused =
@@ -492,14 +647,19 @@ TEST_CASE("query server Payment Links routes against stripe-mock", "[kafka][stri
   CHECK(refused.body.find(R"("status":401)") != std::string::npos);
   CHECK(message_of(refused.body).find("authenticate") != std::string::npos);
 
-  // The topic holds exactly the two created links, keyed by site, each as answered.
+  CHECK(header_of(refused, "idempotency-key").starts_with("rt-"));
+  CHECK(refused.body.find(R"("idempotency_key":")" + header_of(refused, "idempotency-key") + "\"") !=
+        std::string::npos);
+
+  // The topic holds exactly the two created links, keyed by site, each as answered (less the
+  // answer's idempotency_key).
   const auto records = read_topic(bootstrap, links_topic);
   REQUIRE(records.size() == 2);
   CHECK(records[0].key == a);
   CHECK(records[1].key == a);
   std::set<std::string> values{records[0].value, records[1].value};
-  CHECK(values.count(created.body) == 1);
-  CHECK(values.count(monthly.body) == 1);
+  CHECK(values.count(without_idempotency_key(created.body)) == 1);
+  CHECK(values.count(without_idempotency_key(monthly.body)) == 1);
   std::string validator;
   const int rc = validate_records(dir, "revtrace.payment-links.v1",
                                   {records[0].value, records[1].value}, validator);
@@ -516,12 +676,103 @@ TEST_CASE("query server Payment Links routes against stripe-mock", "[kafka][stri
   REQUIRE(links.size() == 2);
   simdjson::dom::parser created_parser;
   CHECK(simdjson::to_string(links.at(0)) ==
-        simdjson::to_string(created_parser.parse(created.body).value()));
+        simdjson::to_string(created_parser.parse(without_idempotency_key(created.body)).value()));
   const auto listed_b = http_request(port, "GET", "/v1/sites/" + b + "/payment-links", {}, bearer(b));
   CHECK(listed_b.status == 200);
   CHECK(listed_b.body.find(R"("payment_links":[])") != std::string::npos);
   CHECK(http_request(port, "GET", route + "?limit=5", {}, bearer(a)).status == 400);
   CHECK(http_request(port, "DELETE", route, {}, bearer(a)).status == 405);
+
+  // Site D: Stripe rejects a parameter (stripe-mock's own validation, through the proxy): 422
+  // with Stripe's error, and nothing recorded.
+  const std::string route_d = "/v1/sites/" + d + "/payment-links";
+  const std::string plain = R"({"amount":5000,"currency":"usd","product":"Coaching call"})";
+  mode = Mode::reject;
+  const auto rejected = http_request(port, "POST", route_d, plain, bearer(d));
+  INFO("rejected: " << rejected.body);
+  CHECK(rejected.status == 422);
+  CHECK(rejected.body.find(R"("error":"stripe_rejected")") != std::string::npos);
+  CHECK(rejected.body.find(R"("status":400,"type":"invalid_request_error")") != std::string::npos);
+  CHECK(message_of(rejected.body).find("tax_behavior") != std::string::npos);
+  CHECK(rejected.body.find(R"("idempotency_key":")" + header_of(rejected, "idempotency-key") + "\"") !=
+        std::string::npos);
+  CHECK(take_keys() == std::vector<std::string>{header_of(rejected, "idempotency-key")});
+  // D has only stripe_api_key: it stands in for stripe_links_api_key, with a warning.
+  CHECK(query.log().find("has no stripe_links_api_key") != std::string::npos);
+
+  // Stripe fails (500, retried, then 502): the answer's Idempotency-Key repeats the create safely.
+  mode = Mode::fail;
+  const auto failed = http_request(port, "POST", route_d, plain, bearer(d));
+  INFO("failed: " << failed.body);
+  CHECK(failed.status == 502);
+  CHECK(failed.body.find(R"("attempts":4)") != std::string::npos);
+  const std::string key = header_of(failed, "idempotency-key");
+  REQUIRE(key.starts_with("rt-"));
+  CHECK(failed.body.find(R"("idempotency_key":")" + key + "\"") != std::string::npos);
+  CHECK(take_keys() == std::vector<std::string>(4, key));
+  mode = Mode::pass;
+  auto with_key = bearer(d);
+  with_key["Idempotency-Key"] = key;
+  const auto repeated = http_request(port, "POST", route_d, plain, with_key);
+  INFO("repeated: " << repeated.body);
+  REQUIRE(repeated.status == 201);
+  CHECK(take_keys() == std::vector<std::string>{key});
+  CHECK(header_of(repeated, "idempotency-key") == key);
+  CHECK(repeated.body.find(R"("revtrace_link":")" + link_id_for(d, key) + "\"") != std::string::npos);
+
+  // The same through the CLI: the generated key is printed when the create fails and when it
+  // succeeds, and repeating with it sends Stripe the same key.
+  auto cli = [&](const std::string& name, const std::vector<std::string>& extra, int expected) {
+    std::vector<std::string> argv{bin, "payment-links", "create", "--config", config, "--site", d,
+                                  "--amount", "5000", "--currency", "usd", "--product",
+                                  "Coaching call"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    ChildProcess p(argv, {{"REVTRACE_STRIPE_BACKOFF_MS", "1"}}, dir + "/" + name + ".log");
+    const int status = p.wait(120s).value_or(-1);
+    INFO(name << ": " << p.log());
+    CHECK(status == expected);
+    return p.log();
+  };
+  auto printed_key = [](const std::string& log, const std::string& before) {
+    const auto at = log.find(before);
+    if (at == std::string::npos) return std::string();
+    const auto start = at + before.size();
+    return log.substr(start, log.find_first_of(" )\n", start) - start);
+  };
+  auto printed_record = [](const std::string& log) {
+    const auto at = log.find("{\"site_id\"");
+    return at == std::string::npos ? std::string() : log.substr(at, log.find('\n', at) - at);
+  };
+  mode = Mode::fail;
+  const auto cli_failed = cli("cli-failed", {}, 1);
+  const auto cli_key = printed_key(cli_failed, "to retry safely, run the same command with --idempotency-key ");
+  INFO("cli failed: " << cli_failed);
+  REQUIRE(cli_key.starts_with("rt-"));
+  CHECK(cli_key.size() == 35);
+  CHECK(take_keys() == std::vector<std::string>(4, cli_key));
+  CHECK(cli_failed.find("has no stripe_links_api_key") != std::string::npos);
+  mode = Mode::pass;
+  const auto cli_repeated = cli("cli-repeated", {"--idempotency-key", cli_key}, 0);
+  CHECK(take_keys() == std::vector<std::string>{cli_key});
+  CHECK(printed_key(cli_repeated, "(idempotency key ") == cli_key);
+  CHECK(printed_record(cli_repeated).find(R"("revtrace_link":")" + link_id_for(d, cli_key) + "\"") !=
+        std::string::npos);
+  const auto cli_fresh = cli("cli-fresh", {}, 0);
+  const auto fresh_key = printed_key(cli_fresh, "(idempotency key ");
+  INFO("cli fresh: " << cli_fresh);
+  REQUIRE(fresh_key.starts_with("rt-"));
+  CHECK(fresh_key != cli_key);
+  CHECK(take_keys() == std::vector<std::string>{fresh_key});
+  CHECK(printed_record(cli_fresh).find(R"("revtrace_link":")" + link_id_for(d, fresh_key) + "\"") !=
+        std::string::npos);
+  // D's records: the API's repeated create and the two CLI creates.
+  std::vector<std::string> d_records;
+  for (const auto& r : read_topic(bootstrap, links_topic)) {
+    if (r.key == d) d_records.push_back(r.value);
+  }
+  CHECK(d_records == std::vector<std::string>{without_idempotency_key(repeated.body),
+                                              printed_record(cli_repeated),
+                                              printed_record(cli_fresh)});
 
   query.signal(SIGTERM);
   CHECK(query.wait(30s) == 0);

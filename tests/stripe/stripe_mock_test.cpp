@@ -7,6 +7,9 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -238,6 +241,123 @@ TEST_CASE("pagination: starting_after the last id while has_more", "[stripe_mock
   });
   const auto bad = StripeClient(options(broken.base_url())).list("/v1/charges", {}, [](auto, auto) { return true; });
   CHECK(bad.last.error.kind == ApiError::Kind::invalid_response);
+}
+
+TEST_CASE("stripe-mock: the client's limit and starting_after are accepted by stripe-mock itself",
+          "[stripe_mock][pagination]") {
+  const auto upstream = mock_url();
+  std::mutex mu;
+  std::vector<std::pair<std::string, unsigned>> seen;  // target, stripe-mock's status
+  // stripe-mock's lists end after one page; the proxy claims more on the first page, so that the
+  // client's next-page request goes to stripe-mock unchanged.
+  FakeStripe proxy([&](const FakeRequest& req) {
+    auto res = forward(req, upstream);
+    const std::string target(req.target());
+    {
+      std::lock_guard lock(mu);
+      seen.emplace_back(target, res.result_int());
+    }
+    // The list's own flag: the last one in the body (nested lists, e.g. a charge's refunds, sit
+    // in `data`, which stripe-mock writes first). Compact JSON (pretty only for curl).
+    const std::string last_page = "\"has_more\":false";
+    const auto at = res.body().rfind(last_page);
+    if (target.find("starting_after=") == std::string::npos && at != std::string::npos) {
+      res.body().replace(at, last_page.size(), "\"has_more\":true");
+      res.prepare_payload();
+    }
+    return res;
+  });
+  const StripeClient client(options(proxy.base_url()));
+  std::vector<std::string> ids;
+  const auto r = client.list(
+      "/v1/charges", {{"created[gte]", "1700000000"}},
+      [&](std::string_view id, std::string_view) { return ids.emplace_back(id), true; }, 1);
+  INFO(r.last.error.describe());
+  REQUIRE(r.last.ok());
+  CHECK(r.pages == 2);
+  REQUIRE(ids.size() == 2);
+  std::lock_guard lock(mu);
+  REQUIRE(seen.size() == 2);
+  CHECK(seen[0] == std::pair<std::string, unsigned>{"/v1/charges?created[gte]=1700000000&limit=1", 200});
+  CHECK(seen[1] == std::pair<std::string, unsigned>{
+                       "/v1/charges?created[gte]=1700000000&limit=1&starting_after=" + ids[0], 200});
+  // stripe-mock does validate list parameters: the 200s above are its verdict.
+  const auto bad = StripeClient(options(upstream)).get("/v1/charges", {{"limit", "many"}});
+  CHECK(bad.status == 400);
+  CHECK(bad.error.describe().find("'limit' validation failed") != std::string::npos);
+}
+
+TEST_CASE("reconcile: invoices paid in the window are found whenever they were created",
+          "[stripe_mock][reconcile]") {
+  const std::int64_t since = 1750000000;
+  const std::int64_t until = since + 1000;
+  const std::int64_t day = 86400;
+  auto invoice = [](const std::string& id, std::int64_t created, std::int64_t paid_at) {
+    return R"({"id":")" + id + R"(","object":"invoice","status":"paid","livemode":false,"created":)" +
+           std::to_string(created) + R"(,"amount_paid":1000,"currency":"usd","status_transitions":{"paid_at":)" +
+           std::to_string(paid_at) + "}}";
+  };
+  auto charge = [](const std::string& id, std::int64_t created, const std::string& invoice_id) {
+    return R"({"id":")" + id + R"(","object":"charge","status":"succeeded","paid":true,"captured":true,)"
+           R"("amount":1000,"amount_captured":1000,"amount_refunded":0,"currency":"usd","livemode":false,"created":)" +
+           std::to_string(created) + R"(,"invoice":")" + invoice_id + "\"}";
+  };
+  auto list = [](const std::vector<std::string>& objects) {
+    std::string body = R"({"object":"list","has_more":false,"data":[)";
+    for (std::size_t i = 0; i < objects.size(); ++i) body += (i ? "," : "") + objects[i];
+    return body + "]}";
+  };
+  const std::map<std::string, std::string> answers{
+      {"/v1/checkout/sessions", list({})},
+      // Two payments of the window, each naming the invoice it paid.
+      {"/v1/charges", list({charge("ch_pays_listed", since + 20, "in_listed"),
+                            charge("ch_pays_ancient", since + 50, "in_ancient")})},
+      // Listed by creation since since - 62 days:
+      {"/v1/invoices",
+       list({invoice("in_listed", since + 10, since + 20),        // created and paid in the window
+             invoice("in_early", since - 10 * day, since + 100),  // created before, paid in it
+             invoice("in_before", since - 5 * day, since - 3600),  // paid before the window
+             invoice("in_after", since + 10, until + 4000)})},    // paid after the window
+      // Created before even the wider window (a long dunning), paid by ch_pays_ancient.
+      {"/v1/invoices/in_ancient", invoice("in_ancient", since - 100 * day, since + 50)},
+      {"/v1/refunds", list({})},
+  };
+  FakeStripe fake([&](const FakeRequest& req) {
+    const std::string target(req.target());
+    const auto it = answers.find(target.substr(0, target.find('?')));
+    if (it == answers.end()) {
+      return fake_json(404, R"({"error":{"type":"invalid_request_error","message":"No such object"}})");
+    }
+    return fake_json(200, it->second);
+  });
+  auto o = options(fake.base_url());
+  o.stripe_version = std::string(kReconcileApiVersion);
+  const auto out = fetch_reconcile_events(StripeClient(o), {since, until});
+  INFO(out.error);
+  REQUIRE(out.error.empty());
+  std::map<std::string, std::int64_t> events;  // change key -> created
+  for (const auto& e : out.events) events[e.change_key] = e.created;
+  CHECK(events == std::map<std::string, std::int64_t>{
+                      {"charge/ch_pays_listed/1000/0", since + 20},
+                      {"charge/ch_pays_ancient/1000/0", since + 50},
+                      {"invoice/in_listed/paid", since + 20},
+                      {"invoice/in_early/paid", since + 100},
+                      {"invoice/in_ancient/paid", since + 50},
+                  });
+  CHECK(out.skipped == 2);  // in_before, in_after
+  std::vector<std::string> targets;
+  for (const auto& r : fake.requests()) targets.emplace_back(r.target());
+  const std::string window = "created[gte]=" + std::to_string(since) +
+                             "&created[lt]=" + std::to_string(until);
+  CHECK(targets == std::vector<std::string>{
+                       "/v1/checkout/sessions?" + window + "&status=complete&limit=100",
+                       "/v1/charges?" + window + "&limit=100",
+                       "/v1/invoices?created[gte]=" + std::to_string(since - 62 * day) +
+                           "&created[lt]=" + std::to_string(until) + "&status=paid&limit=100",
+                       "/v1/invoices/in_ancient",
+                       "/v1/refunds?" + window + "&limit=100",
+                   });
+  CHECK(out.requests == 5);
 }
 
 TEST_CASE("a server that does not answer in time is a transport error after the deadline",

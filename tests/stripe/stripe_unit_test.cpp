@@ -6,10 +6,12 @@
 #include <fstream>
 #include <sstream>
 
+#include "ingest/event_parser.hpp"
 #include "processor/domain/engine.hpp"
 #include "processor/domain/hashing.hpp"
 #include "processor/domain/state_store.hpp"
 #include "stripe_api/currency.hpp"
+#include "stripe_api/keys.hpp"
 #include "stripe_api/payment_links.hpp"
 #include "stripe_api/reconcile.hpp"
 
@@ -26,6 +28,34 @@ std::string read_file(const std::string& path) {
 
 std::string fixture(const std::string& name) {
   return read_file(std::string(REVTRACE_SOURCE_DIR) + "/processor/domain/testdata/stripe/" + name);
+}
+
+// `text` with the first occurrence of `from` replaced by `to` (the fixture must contain it).
+std::string replaced(std::string text, const std::string& from, const std::string& to) {
+  const auto at = text.find(from);
+  REQUIRE(at != std::string::npos);
+  text.replace(at, from.size(), to);
+  return text;
+}
+
+// The captured charge of the fixture (which is an authorisation: captured false).
+std::string captured_charge() {
+  return replaced(replaced(fixture("object.charge.json"), "\"captured\": false", "\"captured\": true"),
+                  "\"amount_captured\": 0", "\"amount_captured\": 100");
+}
+
+// The revtrace.stripe-events.v1 record the gateway writes for a webhook delivering `object`
+// (built by the gateway's own code, ingest/event_parser.hpp).
+std::string webhook_record(const std::string& event_id, const std::string& type,
+                           const std::string& object) {
+  const std::string body = R"({"id":")" + event_id +
+                           R"(","object":"event","api_version":"2025-02-24.acacia","created":1744000000,"data":{"object":)" +
+                           object + R"(},"livemode":false,"pending_webhooks":1,"type":")" + type +
+                           R"("})";
+  auto record = revtrace::ingest::stripe_event_record("acme", body, 1744000000123);
+  INFO(record.error);
+  REQUIRE(record);
+  return record.value;
 }
 
 std::string form_value(const Form& f, const std::string& key) {
@@ -157,7 +187,7 @@ TEST_CASE("Payment Link parameters: price_data, metadata copies, redirect", "[st
 }
 
 TEST_CASE("reconcile events: ids from the change, delivered keys agree", "[stripe][reconcile]") {
-  const auto charge = fixture("object.charge.json");
+  const auto charge = captured_charge();
   std::string why;
   auto e = synthesize_event("charge", charge, kReconcileApiVersion, why);
   REQUIRE(e);
@@ -168,24 +198,156 @@ TEST_CASE("reconcile events: ids from the change, delivered keys agree", "[strip
   CHECK(record.find(R"("source":"api")") != std::string::npos);
   REQUIRE(delivered_change_key(record));
   CHECK(*delivered_change_key(record) == e->change_key);
-  const auto session = fixture("object.checkout.session.json");
+  CHECK(e->change_key == "charge/ch_1PgafuB7WZ01zgkWXYmPNZs8/100/0");
+  // The fixture session is open: it stands for nothing until it is complete.
+  const auto open = fixture("object.checkout.session.json");
+  CHECK_FALSE(synthesize_event("checkout.session", open, "", why));
+  CHECK(why.find("session open") != std::string::npos);
+  const auto session = replaced(replaced(open, "\"status\": \"open\"", "\"status\": \"complete\""),
+                                "\"payment_status\": \"unpaid\"", "\"payment_status\": \"paid\"");
   auto s = synthesize_event("checkout.session", session, "", why);
-  if (s) CHECK(delivered_change_key(stripe_events_record("acme", *s, "", 1)) == s->change_key);
+  INFO(why);
+  REQUIRE(s);
+  CHECK(s->type == "checkout.session.completed");
+  CHECK(s->change_key == "checkout.session/" + s->object_id + "/paid");
+  CHECK(delivered_change_key(stripe_events_record("acme", *s, "", 1)) == s->change_key);
   CHECK_FALSE(synthesize_event("invoice", charge, "", why));  // not an invoice
   CHECK(why.find("object is not invoice") != std::string::npos);
+}
+
+TEST_CASE("reconcile: the change key of a webhook record written by the gateway",
+          "[stripe][reconcile]") {
+  std::string why;
+  // A charge the webhook delivered is the change reconcile derives from the same snapshot.
+  const auto charge = captured_charge();
+  const auto api_charge = synthesize_event("charge", charge, kReconcileApiVersion, why);
+  REQUIRE(api_charge);
+  CHECK(delivered_change_key(webhook_record("evt_hook_1", "charge.succeeded", charge)) ==
+        api_charge->change_key);
+  // Also the other types the webhook delivers for the changes reconcile lists.
+  CHECK(delivered_change_key(webhook_record("evt_hook_2", "charge.captured", charge)) ==
+        api_charge->change_key);
+  const auto session =
+      replaced(replaced(fixture("object.checkout.session.json"), "\"status\": \"open\"",
+                        "\"status\": \"complete\""),
+               "\"payment_status\": \"unpaid\"", "\"payment_status\": \"paid\"");
+  const auto api_session = synthesize_event("checkout.session", session, kReconcileApiVersion, why);
+  REQUIRE(api_session);
+  CHECK(delivered_change_key(webhook_record("evt_hook_3", "checkout.session.completed", session)) ==
+        api_session->change_key);
+  CHECK(delivered_change_key(
+            webhook_record("evt_hook_4", "checkout.session.async_payment_succeeded", session)) ==
+        api_session->change_key);
+  const auto invoice = replaced(fixture("object.invoice.json"), "\"status\": \"draft\"",
+                                "\"status\": \"paid\"");
+  const auto api_invoice = synthesize_event("invoice", invoice, kReconcileApiVersion, why);
+  INFO(why);
+  REQUIRE(api_invoice);
+  for (const char* type : {"invoice.paid", "invoice.payment_succeeded"}) {
+    CHECK(delivered_change_key(webhook_record("evt_hook_5", type, invoice)) ==
+          api_invoice->change_key);
+  }
+  // Real deliveries as Stripe sent them (../stripe-fixtures/events), through the gateway's record.
+  auto shared_event = [](const std::string& name) {
+    const auto body = read_file("/work/shared/stripe-fixtures/events/" + name);
+    REQUIRE_FALSE(body.empty());
+    const auto record = revtrace::ingest::stripe_event_record("acme", body, 1744000000123);
+    INFO(record.error);
+    REQUIRE(record);
+    return record.value;
+  };
+  CHECK(delivered_change_key(shared_event("invoice.payment_succeeded_api-2025-02-24.acacia_trimmed.json")) ==
+        "invoice/in_PLACEHOLDER_0002/paid");
+  // An authorisation (captured false): captured amount 0.
+  CHECK(delivered_change_key(shared_event("charge.succeeded_api-2020-08-27.json")) ==
+        "charge/ch_3KWSdjJKEym2H9Vg0qAid6Vb/0/0");
+  // Event types reconcile never produces have no change key.
+  CHECK_FALSE(delivered_change_key(webhook_record("evt_hook_6", "payment_intent.succeeded",
+                                                  fixture("object.payment_intent.json"))));
+}
+
+TEST_CASE("reconcile: a delivered authorisation does not hide its capture", "[stripe][reconcile]") {
+  std::string why;
+  // charge.succeeded for an uncaptured charge was delivered; its charge.captured event was lost.
+  const auto authorised = fixture("object.charge.json");
+  const auto delivered =
+      delivered_change_key(webhook_record("evt_auth", "charge.succeeded", authorised));
+  REQUIRE(delivered);
+  CHECK(*delivered == "charge/ch_1PgafuB7WZ01zgkWXYmPNZs8/0/0");
+  // An authorisation listed by reconcile moved no money: it stands for no event.
+  CHECK_FALSE(synthesize_event("charge", authorised, kReconcileApiVersion, why));
+  CHECK(why.find("not captured") != std::string::npos);
+  // Reconcile lists the charge captured: a change the topic does not show, so it is appended.
+  const auto captured = synthesize_event("charge", captured_charge(), kReconcileApiVersion, why);
+  REQUIRE(captured);
+  CHECK(captured->type == "charge.succeeded");
+  CHECK(captured->change_key == "charge/ch_1PgafuB7WZ01zgkWXYmPNZs8/100/0");
+  CHECK(captured->change_key != *delivered);
+  // A partial capture is its own amount; without amount_captured (older API versions) a captured
+  // charge counts its amount, as the processor does.
+  const auto partial = replaced(captured_charge(), "\"amount_captured\": 100", "\"amount_captured\": 60");
+  CHECK(synthesize_event("charge", partial, "", why)->change_key ==
+        "charge/ch_1PgafuB7WZ01zgkWXYmPNZs8/60/0");
+  const auto old_shape = replaced(captured_charge(), "\"amount_captured\": 100,", "");
+  CHECK(synthesize_event("charge", old_shape, "", why)->change_key ==
+        "charge/ch_1PgafuB7WZ01zgkWXYmPNZs8/100/0");
+  // A refund of the captured charge is a further change.
+  const auto refunded = replaced(captured_charge(), "\"amount_refunded\": 0", "\"amount_refunded\": 40");
+  const auto refund = synthesize_event("charge", refunded, "", why);
+  REQUIRE(refund);
+  CHECK(refund->type == "charge.refunded");
+  CHECK(refund->change_key == "charge/ch_1PgafuB7WZ01zgkWXYmPNZs8/100/40");
+  CHECK(delivered_change_key(webhook_record("evt_ref", "charge.refunded", refunded)) ==
+        refund->change_key);
+  // What the processor makes of it: the delivered authorisation is no revenue; the capture that
+  // reconcile appends is the payment, counted with its captured amount.
+  revtrace::domain::MemoryStateStore store;
+  revtrace::domain::SiteSettings settings;
+  settings.site_id = "acme";
+  revtrace::domain::AttributionEngine engine(
+      store, [&](std::string_view) -> const revtrace::domain::SiteSettings& { return settings; });
+  const auto pending = engine.on_stripe_event(webhook_record("evt_auth", "charge.succeeded", authorised));
+  INFO(pending.reason);
+  CHECK(pending.kind != revtrace::domain::Outcome::Kind::invalid);
+  CHECK(pending.revenue.empty());
+  const auto counted = engine.on_stripe_event(
+      stripe_events_record("acme", *captured, kReconcileApiVersion, 1744000000456));
+  INFO(counted.reason);
+  REQUIRE(counted.kind == revtrace::domain::Outcome::Kind::applied);
+  REQUIRE(counted.revenue.size() == 1);
+  CHECK(counted.revenue[0].value.find(R"("amount":100,"currency":"usd","refunded":0,"net":100)") !=
+        std::string::npos);
+}
+
+TEST_CASE("keys: reconcile warns without a restricted key, links fall back with a warning",
+          "[stripe][keys]") {
+  CHECK(api_key_kind("rk_test_abc") == KeyKind::restricted);
+  CHECK(api_key_kind("rk_live_abc") == KeyKind::restricted);
+  CHECK(api_key_kind("sk_test_abc") == KeyKind::secret);
+  CHECK(api_key_kind("pk_live_abc") == KeyKind::publishable);
+  CHECK(api_key_kind("whsec_abc") == KeyKind::unknown);
+  CHECK(reconcile_key_warning("acme", "rk_live_abc").empty());
+  const auto secret = reconcile_key_warning("acme", "sk_live_abc");
+  CHECK(secret.find("site 'acme': stripe_api_key is a secret key (sk_...), not a restricted key "
+                    "(rk_...)") == 0);
+  CHECK(reconcile_key_warning("acme", "pk_live_abc").find("publishable") != std::string::npos);
+  CHECK(reconcile_key_warning("acme", "abc").find("not a Stripe key of a known kind") !=
+        std::string::npos);
+  const auto own = payment_links_key("acme", "rk_live_links", "rk_live_read");
+  CHECK(own.key == "rk_live_links");
+  CHECK(own.warning.empty());
+  const auto fallback = payment_links_key("acme", "", "rk_live_read");
+  CHECK(fallback.key == "rk_live_read");
+  CHECK(fallback.warning.find("site 'acme' has no stripe_links_api_key") == 0);
+  const auto none = payment_links_key("acme", "", "");
+  CHECK(none.key.empty());
+  CHECK(none.warning.empty());
 }
 
 TEST_CASE("engine: the reconcile event and the webhook event for one charge are one observation",
           "[stripe][reconcile]") {
   // The same charge snapshot delivered by webhook (its own evt_ id and created) and by reconcile.
-  std::string charge = fixture("object.charge.json");
-  auto set = [&](const std::string& from, const std::string& to) {
-    const auto at = charge.find(from);
-    REQUIRE(at != std::string::npos);
-    charge.replace(at, from.size(), to);
-  };
-  set("\"captured\": false", "\"captured\": true");  // a captured charge: revenue
-  set("\"amount_captured\": 0", "\"amount_captured\": 100");
+  const std::string charge = captured_charge();  // a captured charge: revenue
   std::string why;
   auto api = synthesize_event("charge", charge, kReconcileApiVersion, why);
   REQUIRE(api);
