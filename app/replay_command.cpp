@@ -3,7 +3,9 @@
 // it deletes the group's committed offsets (refused by the broker while members are active) and
 // this instance's local state, processes every input record to the end offsets seen at start,
 // reporting progress and throughput, and exits. Start the processors again afterwards: they find
-// the state current (this instance) or rebuild their partitions from the log (others).
+// the state current (this instance), or — on other hosts, once processor.generation was bumped
+// there too — find their state built by another generation, drop it and rebuild their partitions
+// from the log (processor/RECOVERY.md, "Rebuild everything").
 #include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
 

@@ -100,7 +100,7 @@ struct Processor::Impl {
   }
 
   const domain::SiteSettings& site_settings(std::string_view id) {
-    auto it = sites.find(std::string(id));
+    auto it = sites.find(id);
     if (it == sites.end()) {
       common::SiteConfig unknown;
       unknown.id = std::string(id);
@@ -319,6 +319,16 @@ struct Processor::Impl {
 
   void open() {
     state = std::make_unique<RocksState>(config.processor.data_dir);
+    // State built under other rules (another processor.generation, e.g. before a `revtrace
+    // replay` on another host) must not be continued under these: it is dropped, and every
+    // partition is rebuilt from the log on assignment (RECOVERY.md, "Rebuild everything").
+    const std::string generation = std::to_string(config.processor.generation);
+    if (const auto built = state->meta("generation"); built && *built != generation) {
+      spdlog::warn("processor: local state was built by generation {}, this is generation {}: "
+                   "dropping it; partitions are rebuilt from the log", *built, generation);
+      state->erase_all();
+    }
+    state->set_meta("generation", generation);
     cache = std::make_unique<StateCache>(*state);
     auto conf = kafka::make_conf(config.kafka, {{"group.id", config.processor.group_id},
                                                 {"isolation.level", "read_committed"},
@@ -373,18 +383,29 @@ struct Processor::Impl {
                      "or more.", "", [this] { return records_per_second.load(); });
   }
 
-  void produce(std::string_view topic, std::string_view key, std::string_view value,
+  // Produces one output record inside the batch's transaction. A refusal (the transaction needs
+  // aborting, or the producer failed fatally) is kept in produce_status, which decides the batch's
+  // fate after its records; nothing more is produced in that batch.
+  void produce(const std::string& topic, std::string_view key, std::string_view value,
                bool null_value = false) {
-    const std::string topic_name(topic);
+    if (!produce_status.ok()) return;
     for (;;) {
       const auto err = rd_kafka_producev(
-          producer.get(), RD_KAFKA_V_TOPIC(topic_name.c_str()),
+          producer.get(), RD_KAFKA_V_TOPIC(topic.c_str()),
           RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
           RD_KAFKA_V_VALUE(null_value ? nullptr : const_cast<char*>(value.data()),
                            null_value ? 0 : value.size()),
           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
       if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-        if (err) throw std::runtime_error(std::string("processor: produce: ") + rd_kafka_err2str(err));
+        if (err) {
+          produce_status = kafka::classify(err);
+          // A refused produce inside a transaction is never retried on its own: the batch is
+          // aborted and re-done (or, fatal, the process exits).
+          if (produce_status.cls == kafka::ErrorClass::retriable) {
+            produce_status.cls = kafka::ErrorClass::abortable;
+          }
+          produce_status.message = "produce to " + topic + ": " + produce_status.message;
+        }
         return;
       }
       rd_kafka_poll(producer.get(), 10);
@@ -392,14 +413,14 @@ struct Processor::Impl {
   }
 
   // Feeds one record to its partition's engine; writes outputs unless `suppress` (state rebuild).
-  void handle(const rd_kafka_message_t* m, bool suppress) {
-    const std::string_view topic = topics::contract_name(config.kafka, rd_kafka_topic_name(m->rkt));
+  // `rank`: the record's topic_rank (0 web events, 1 checkout redirects, 2 Stripe events).
+  void handle(const rd_kafka_message_t* m, bool suppress, int rank) {
     const std::string_view value(static_cast<const char*>(m->payload), m->payload ? m->len : 0);
     auto& engine = engine_for(m->partition);
     domain::Outcome outcome;
-    if (topic == topics::kWebEvents) {
+    if (rank == 0) {
       outcome = engine.on_web_event(value);
-    } else if (topic == topics::kCheckoutRedirects) {
+    } else if (rank == 1) {
       outcome = engine.on_checkout_redirect(value);
     } else {
       outcome = engine.on_stripe_event(value);
@@ -424,7 +445,9 @@ struct Processor::Impl {
         const auto letter = dead_letter_record(outcome.reason, m);
         produce(dead_letter_topic, letter.key, letter.value);
         dead_letters.inc();
-        spdlog::warn("processor: dead-lettered {}[{}]@{}: {}", topic, m->partition, m->offset,
+        spdlog::warn("processor: dead-lettered {}[{}]@{}: {}",
+                     topics::contract_name(config.kafka, rd_kafka_topic_name(m->rkt)), m->partition,
+                     m->offset,
                      outcome.reason);
         break;
       }
@@ -434,6 +457,17 @@ struct Processor::Impl {
   // The engine's record with the configured generation as its first field.
   std::string with_generation(const std::string& value) const {
     return generation_prefix + value.substr(1);
+  }
+
+  // topic_rank of a record's topic, from a cache of the (three) topic names seen.
+  int rank_of(const rd_kafka_message_t* m) {
+    const char* name = rd_kafka_topic_name(m->rkt);
+    for (const auto& [known, rank] : topic_ranks) {
+      if (known == name) return rank;
+    }
+    const int rank = topic_rank(name);
+    topic_ranks.emplace_back(name, rank);
+    return rank;
   }
 
   int topic_rank(std::string_view full) const {
@@ -487,27 +521,54 @@ struct Processor::Impl {
   bool process_batch(std::vector<kafka::MessagePtr>& batch) {
     // A deterministic order within the batch (web evidence before payments, then offsets): fewer
     // intermediate revisions, and the same order whenever the same batch is re-run.
-    std::stable_sort(batch.begin(), batch.end(), [this](const kafka::MessagePtr& a, const kafka::MessagePtr& b) {
-      const int ra = topic_rank(rd_kafka_topic_name(a->rkt));
-      const int rb = topic_rank(rd_kafka_topic_name(b->rkt));
-      if (ra != rb) return ra < rb;
-      if (a->partition != b->partition) return a->partition < b->partition;
-      return a->offset < b->offset;
-    });
+    {
+      struct Keyed {
+        int rank;
+        kafka::MessagePtr m;
+      };
+      std::vector<Keyed> keyed;
+      keyed.reserve(batch.size());
+      for (auto& m : batch) {
+        const int rank = rank_of(m.get());
+        keyed.push_back({rank, std::move(m)});
+      }
+      std::stable_sort(keyed.begin(), keyed.end(), [](const Keyed& a, const Keyed& b) {
+        if (a.rank != b.rank) return a.rank < b.rank;
+        if (a.m->partition != b.m->partition) return a.m->partition < b.m->partition;
+        return a.m->offset < b.m->offset;
+      });
+      for (std::size_t i = 0; i < keyed.size(); ++i) batch[i] = std::move(keyed[i].m);
+    }
     defer_live_records_of_catching_up_groups(batch);
     if (batch.empty()) return true;
     std::map<TopicPartition, std::int64_t> first;
     std::map<TopicPartition, std::int64_t> next;       // every record: the local state's offsets
     std::map<TopicPartition, std::int64_t> live_next;  // records with output: the group's offsets
     std::vector<bool> suppress(batch.size(), false);
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      const auto& m = batch[i];
-      TopicPartition tp{rd_kafka_topic_name(m->rkt), m->partition};
-      first.try_emplace(tp, m->offset);
-      next[tp] = std::max(next[tp], m->offset + 1);
-      auto it = catch_up.find(tp);
-      suppress[i] = it != catch_up.end() && m->offset < it->second;
-      if (!suppress[i]) live_next[tp] = std::max(live_next[tp], m->offset + 1);
+    // The batch is sorted by topic and partition: each partition's records are one run.
+    for (std::size_t begin = 0; begin < batch.size();) {
+      const auto* head = batch[begin].get();
+      std::size_t end = begin + 1;
+      while (end < batch.size() && batch[end]->rkt == head->rkt &&
+             batch[end]->partition == head->partition) {
+        ++end;
+      }
+      TopicPartition tp{rd_kafka_topic_name(head->rkt), head->partition};
+      auto target = catch_up.find(tp);
+      std::int64_t live = -1;
+      for (std::size_t i = begin; i < end; ++i) {
+        const auto offset = batch[i]->offset;
+        suppress[i] = target != catch_up.end() && offset < target->second;
+        if (!suppress[i]) live = std::max(live, offset + 1);
+      }
+      first.try_emplace(tp, head->offset);
+      auto& n = next[tp];
+      n = std::max(n, batch[end - 1]->offset + 1);
+      if (live >= 0) {
+        auto& l = live_next[tp];
+        l = std::max(l, live);
+      }
+      begin = end;
     }
     const bool transactional = !live_next.empty();
     if (transactional) {
@@ -516,9 +577,12 @@ struct Processor::Impl {
         return false;
       }
     }
-    for (std::size_t i = 0; i < batch.size(); ++i) handle(batch[i].get(), suppress[i]);
-    kafka::Status status;
-    if (transactional) {
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      handle(batch[i].get(), suppress[i], rank_of(batch[i].get()));
+    }
+    kafka::Status status = std::move(produce_status);
+    produce_status = {};
+    if (transactional && status.ok()) {
       kafka::PartitionListPtr offsets(
           rd_kafka_topic_partition_list_new(static_cast<int>(live_next.size())));
       for (const auto& [tp, off] : live_next) {
@@ -728,7 +792,8 @@ struct Processor::Impl {
   common::metrics::Counter& rebalances;
   common::metrics::Counter& forced_revisions;
   common::metrics::Counter& expired_visitors;
-  std::map<std::string, domain::SiteSettings> sites;
+  std::map<std::string, domain::SiteSettings, std::less<>> sites;
+  std::vector<std::pair<std::string, int>> topic_ranks;  // rank_of's cache
   std::string generation_prefix;
   std::vector<std::string> input_topics;
   std::string revenue_topic;
@@ -743,7 +808,8 @@ struct Processor::Impl {
   std::map<TopicPartition, std::int64_t> eof_pending;  // ends seen, not yet counted as progress
   std::map<TopicPartition, std::int64_t> progress;     // processed position (guarded by the mutex)
   std::atomic<double> records_per_second{0};
-  std::atomic<std::size_t> cache_bytes{0};  // StateCache::cached_bytes(), sampled by the loop
+  std::atomic<std::size_t> cache_bytes{0};
+  kafka::Status produce_status;  // the batch's first refused produce (see produce())  // StateCache::cached_bytes(), sampled by the loop
   std::chrono::steady_clock::time_point rate_sampled_at = std::chrono::steady_clock::now();
   std::uint64_t rate_sampled_total = 0;
   std::set<TopicPartition> unsettled;  // assigned, held paused until committed offsets are readable

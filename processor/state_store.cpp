@@ -100,6 +100,31 @@ void RocksState::erase_range(std::string_view begin, std::string_view end,
   if (!status.ok()) throw std::runtime_error("processor: state drop failed: " + status.ToString());
 }
 
+std::optional<std::string> RocksState::meta(std::string_view name) const {
+  std::string value;
+  const auto status = db_->Get(rocksdb::ReadOptions(), "m/" + std::string(name), &value);
+  if (status.IsNotFound()) return std::nullopt;
+  if (!status.ok()) throw std::runtime_error("processor: state read failed: " + status.ToString());
+  return value;
+}
+
+void RocksState::set_meta(std::string_view name, std::string_view value) {
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  const auto status = db_->Put(wo, "m/" + std::string(name), rocksdb::Slice(value.data(), value.size()));
+  if (!status.ok()) throw std::runtime_error("processor: state write failed: " + status.ToString());
+}
+
+void RocksState::erase_all() {
+  rocksdb::WriteBatch batch;
+  batch.DeleteRange(std::string(kStatePrefix), "s0");
+  batch.DeleteRange(std::string(kOffsetPrefix), "o0");
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  const auto status = db_->Write(wo, &batch);
+  if (!status.ok()) throw std::runtime_error("processor: state drop failed: " + status.ToString());
+}
+
 std::optional<std::int64_t> RocksState::offset(const TopicPartition& tp) const {
   std::string value;
   const auto status = db_->Get(rocksdb::ReadOptions(), offset_key(tp), &value);

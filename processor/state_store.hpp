@@ -61,6 +61,12 @@ class RocksState {
   // Deletes the state keys in [begin, end) and the given offsets in one synced batch.
   void erase_range(std::string_view begin, std::string_view end,
                    const std::vector<TopicPartition>& offsets);
+  // A property of the whole state ("generation": processor.generation of the rules that built
+  // it), stored under "m/"; set_meta writes it synced.
+  [[nodiscard]] std::optional<std::string> meta(std::string_view name) const;
+  void set_meta(std::string_view name, std::string_view value);
+  // Deletes every state key and offset (not the properties), synced.
+  void erase_all();
   [[nodiscard]] rocksdb::DB& db() noexcept { return *db_; }
   [[nodiscard]] std::uint64_t approximate_size() const;
 

@@ -204,4 +204,25 @@ TEST_CASE("state survives reopening after a checkpoint, and only then") {
   CHECK(p.keys("pay/", "pay0") == std::vector<std::string>{"pay/a"});
 }
 
+TEST_CASE("state properties survive erase_all, which drops every key and offset") {
+  TempDir dir;
+  RocksState state(dir.path.string());
+  CHECK_FALSE(state.meta("generation").has_value());
+  state.set_meta("generation", "3");
+  {
+    StateCache cache(state);
+    PartitionStore p(cache, 1);
+    p.put("vis/a", "x");
+    cache.set_offset({"t", 1}, 9);
+    cache.commit();
+    cache.checkpoint(true);
+  }
+  CHECK(state.get(partition_prefix(1) + "vis/a") == "x");
+  state.erase_all();
+  CHECK_FALSE(state.get(partition_prefix(1) + "vis/a").has_value());
+  CHECK_FALSE(state.offset({"t", 1}).has_value());
+  CHECK(state.keys("", "\xff").empty());
+  CHECK(state.meta("generation") == "3");
+}
+
 }  // namespace revtrace::processor

@@ -474,3 +474,45 @@ TEST_CASE("replay from scratch yields the same latest revisions", "[kafka][eos][
                                      << ", for " << live.latest.size() << " payments");
   check_same_latest(live, analyse_revenue(replayed));
 }
+
+TEST_CASE("after a replay under a new generation elsewhere, an instance drops its old state",
+          "[kafka][eos][generation]") {
+  // Host x built its state under generation 1. The rules change: generation 2, `revtrace replay`
+  // on host y. When x starts again (now generation 2), its local offsets equal the group's, so
+  // only the generation it recorded tells that its state was built under the old rules: it must
+  // drop it and rebuild every partition from the log, output suppressed (the replay already
+  // emitted generation 2's records).
+  auto d = make_deployment(kafka_bootstrap(), "generation");
+  produce_range(d, workload(), 0, workload().records.size());
+  ProcessorInstance x(d, "x");
+  x.start();
+  {
+    const bool idle = wait_idle({&x}, 180s);
+    INFO(x.log());
+    REQUIRE(idle);
+  }
+  REQUIRE(x.stop() == 0);
+
+  ProcessorInstance y(d, "y");
+  ChildProcess replay({revtrace_binary(), "replay", "--config", y.config},
+                      {{"REVTRACE_PROCESSOR_GENERATION", "2"}}, d.dir + "/replay.log");
+  const auto status = replay.wait(180s);
+  INFO(replay.log());
+  REQUIRE(status.value_or(-1) == 0);
+  const auto after_replay = read_log(d.bootstrap, d.topic(kRevenue), Isolation::read_committed);
+
+  x.env["REVTRACE_PROCESSOR_GENERATION"] = "2";
+  x.start();
+  const bool idle = wait_idle({&x}, 180s);
+  const auto m = x.metrics();
+  REQUIRE(x.stop() == 0);
+  INFO(x.log());
+  REQUIRE(idle);
+  CHECK_THAT(x.log(), Catch::Contains("built by generation 1, this is generation 2"));
+  // Every record was re-processed to rebuild the state, none produced output.
+  CHECK(m.replayed() == workload().records.size());
+  CHECK(m.records() == 0);
+  CHECK_FALSE(rebuilt_partitions(x.log()).empty());
+  CHECK(read_log(d.bootstrap, d.topic(kRevenue), Isolation::read_committed).size() ==
+        after_replay.size());
+}

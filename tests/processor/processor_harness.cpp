@@ -176,8 +176,7 @@ ProcessorInstance::ProcessorInstance(const Deployment& d, const std::string& n, 
 
 void ProcessorInstance::start() {
   child = std::make_unique<ChildProcess>(
-      std::vector<std::string>{revtrace_binary(), "processor", "--config", config},
-      std::map<std::string, std::string>{}, log_file);
+      std::vector<std::string>{revtrace_binary(), "processor", "--config", config}, env, log_file);
 }
 
 void ProcessorInstance::kill9() {

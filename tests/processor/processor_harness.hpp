@@ -85,6 +85,7 @@ class ProcessorInstance {
   std::string name;
   std::uint16_t port;
   std::string config;
+  std::map<std::string, std::string> env;  // extra environment (REVTRACE_* overrides)
   std::string state_dir;
   std::string log_file;
   std::unique_ptr<ChildProcess> child;
