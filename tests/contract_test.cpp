@@ -5,6 +5,11 @@
 //   for a configuration it cannot read (a broker without DescribeConfigs: librdkafka's mock
 //   cluster); it passes on topics made by `topics create`. [topics], [topics_unreadable]
 // - The rules it applies, including a key the broker does not report. [topic_problems] (unit)
+// - Records are partitioned as Java clients partition them: (murmur2(key) & 0x7fffffff) % n, with
+//   murmur2 written here from Kafka's Utils.murmur2 and checked against the vectors of Kafka's own
+//   UtilsTest, for records produced through the gateway (pixel events and webhooks, both of its
+//   producers) and through revtrace's producer wrapper, and compared with Kafka's own Java
+//   producer (ConsoleProducer) writing the same keys. [partitioning]
 //
 // Each case has its own topics (kafka.topic_prefix).
 #include <catch2/catch.hpp>
@@ -32,6 +37,56 @@ namespace kafka = revtrace::common::kafka;
 namespace topics = revtrace::common::topics;
 
 namespace {
+
+std::string source_dir() {
+  const char* s = std::getenv("REVTRACE_SOURCE_DIR");
+  if (s == nullptr) throw std::runtime_error("REVTRACE_SOURCE_DIR is not set (run through ctest)");
+  return s;
+}
+
+// Kafka's org.apache.kafka.common.utils.Utils.murmur2, written out independently of librdkafka
+// (unsigned 32-bit arithmetic; Java's int wraps the same way).
+std::int32_t murmur2(std::string_view data) {
+  constexpr std::uint32_t kSeed = 0x9747b28c;
+  constexpr std::uint32_t kM = 0x5bd1e995;
+  constexpr int kR = 24;
+  const auto byte = [&](std::size_t i) { return static_cast<std::uint32_t>(static_cast<unsigned char>(data[i])); };
+  const std::size_t length = data.size();
+  std::uint32_t h = kSeed ^ static_cast<std::uint32_t>(length);
+  for (std::size_t i = 0; i + 4 <= length; i += 4) {
+    std::uint32_t k = byte(i) | (byte(i + 1) << 8) | (byte(i + 2) << 16) | (byte(i + 3) << 24);
+    k *= kM;
+    k ^= k >> kR;
+    k *= kM;
+    h *= kM;
+    h ^= k;
+  }
+  const std::size_t tail = length & ~std::size_t{3};
+  switch (length % 4) {
+    case 3:
+      h ^= byte(tail + 2) << 16;
+      [[fallthrough]];
+    case 2:
+      h ^= byte(tail + 1) << 8;
+      [[fallthrough]];
+    case 1:
+      h ^= byte(tail);
+      h *= kM;
+      break;
+    default:
+      break;
+  }
+  h ^= h >> 13;
+  h *= kM;
+  h ^= h >> 15;
+  return static_cast<std::int32_t>(h);
+}
+
+// The partition Java's producer picks for a keyed record (BuiltInPartitioner.partitionForKey).
+int java_partition(std::string_view key, int partitions) {
+  return static_cast<int>((static_cast<std::uint32_t>(murmur2(key)) & 0x7fffffffU) %
+                          static_cast<std::uint32_t>(partitions));
+}
 
 struct Run {
   int status = -1;
@@ -76,6 +131,23 @@ bool has_line(const std::string& text, const std::string& line) {
 }
 
 }  // namespace
+
+TEST_CASE("murmur2 as written here gives Kafka's own test vectors", "[topic_problems][murmur2]") {
+  // org.apache.kafka.common.utils.UtilsTest#testMurmur2
+  CHECK(murmur2("21") == -973932308);
+  CHECK(murmur2("foobar") == -790332482);
+  CHECK(murmur2("a-little-bit-long-string") == -985981536);
+  CHECK(murmur2("a-little-bit-longer-string") == -1486304829);
+  CHECK(murmur2("lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8") == -58897971);
+  CHECK(murmur2("abc") == 479470107);
+  // Every tail length (1..3 bytes after whole blocks) and a whole block alone, from Kafka's
+  // Utils.murmur2 as quoted by other Java-compatible implementations.
+  CHECK(murmur2("1") == -1993445489);
+  CHECK(murmur2("12") == 126087238);
+  CHECK(murmur2("123") == -267702483);
+  CHECK(murmur2("1234") == -1614185708);
+  CHECK(murmur2("12345") == -1188365604);
+}
 
 TEST_CASE("topic_problems: every way a topic can differ from its spec is a problem", "[topic_problems]") {
   const kafka::TopicSpec spec{"p.revtrace.web-events.v1", 6, 3,
@@ -235,4 +307,133 @@ TEST_CASE("topics check fails when the broker cannot tell the topics' configurat
     CHECK(found);
   }
   CHECK(has_line(checked.output, "topics: check failed: 7 of 7 topics missing or not as the contract says (see above)"));
+}
+
+TEST_CASE("records land on the partition Java's producer would pick", "[partitioning]") {
+  const std::string bootstrap = kafka_bootstrap();
+  const std::string dir = temp_dir("revtrace-partitioning");
+  INFO("logs in " << dir);
+  const std::string prefix = unique("part") + ".";
+  constexpr int kPartitions = 7;  // not a power of two: a wrong modulus or sign shows
+  const std::uint16_t port = free_port();
+
+  // 24 sites with ids of every tail length, through the gateway's two producers.
+  std::vector<std::string> sites{"shop", "blog", "a", "ab", "abc", "acme-store", "21", "foobar",
+                                 "a-little-bit-long-string"};
+  for (int i = 0; sites.size() < 24; ++i) sites.push_back("site-" + std::to_string(i * 37));
+  std::string extra = "[gateway]\nlisten = \"127.0.0.1:" + std::to_string(port) + "\"\nthreads = 1\n";
+  for (const auto& s : sites) {
+    extra += "[[sites]]\nid = \"" + s + "\"\nwebhook_secrets = [\"whsec_" + s + "\"]\nallowed_origins = [\"*\"]\n";
+  }
+  const auto config = write_config(dir, bootstrap, prefix, kPartitions, extra);
+  const auto created = run_revtrace(dir, {"topics", "create"}, config);
+  INFO(created.output);
+  REQUIRE(created.status == 0);
+
+  ChildProcess gateway({revtrace_binary(), "gateway", "--config", config}, {}, dir + "/gateway.log");
+  INFO(gateway.log());
+  REQUIRE(wait_for_http(port, "/readyz", 60s));
+  const auto now_s = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+  for (const auto& s : sites) {
+    const std::string pageview = R"({"type":"pageview","site_id":")" + s + R"(","visitor_id":"v-1","event_id":"pv-)" + s +
+                                 R"(","url":"https://shop.example/"})";
+    REQUIRE(http_request(port, "POST", "/v1/events", pageview, {{"Content-Type", "application/json"}}).status == 202);
+    const std::string event = R"({"id":"evt_)" + s + R"(","object":"event","api_version":"2025-03-31.basil",)"
+                              R"("created":1700000000,"livemode":false,"type":"checkout.session.completed",)"
+                              R"("data":{"object":{"id":"cs_test_1","object":"checkout.session"}}})";
+    const auto r = http_request(port, "POST", "/v1/webhooks/stripe/" + s, event,
+                                {{"Content-Type", "application/json"},
+                                 {"Stripe-Signature", stripe_signature(event, "whsec_" + s, now_s)}});
+    REQUIRE(r.status == 200);
+  }
+  gateway.signal(SIGTERM);
+  REQUIRE(gateway.wait(90s).value_or(-1) == 0);
+
+  std::size_t checked = 0;
+  for (const auto topic : {topics::kWebEvents, topics::kStripeEvents}) {
+    std::set<std::string> keys;
+    std::vector<TopicRecord> records;
+    REQUIRE(wait_until(60s, [&] {
+      records = read_topic(bootstrap, prefix + std::string(topic));
+      return records.size() >= sites.size();
+    }));
+    for (const auto& rec : records) {
+      INFO(topic << " key " << rec.key);
+      CHECK(rec.partition == java_partition(rec.key, kPartitions));
+      keys.insert(rec.key);
+      ++checked;
+    }
+    CHECK(keys == std::set<std::string>(sites.begin(), sites.end()));
+  }
+  CHECK(checked == 2 * sites.size());
+
+  // revtrace's producer wrapper (what the processor, reconcile and ad-spend import use) with
+  // random keys, UTF-8 and bytes above 0x7f included.
+  std::mt19937 rng(20240601);
+  std::vector<std::string> keys;
+  for (int i = 0; i < 300; ++i) {
+    std::string k;
+    const int len = 1 + static_cast<int>(rng() % 40);
+    for (int j = 0; j < len; ++j) k += static_cast<char>(i % 3 == 0 ? 1 + rng() % 255 : 'a' + rng() % 26);
+    keys.push_back(k);
+  }
+  keys.emplace_back("ünïcode-säte");
+  const std::string wrapper_topic = prefix + "wrapper";
+  const std::string java_topic = prefix + "java";
+  {
+    revtrace::common::KafkaConfig kc;
+    kc.bootstrap = bootstrap;
+    kafka::Admin admin(kc);
+    REQUIRE(admin.create({{wrapper_topic, kPartitions, 1, {}}, {java_topic, kPartitions, 1, {}}}, 30s).empty());
+    REQUIRE(wait_until(30s, [&] {
+      for (const auto& st : admin.describe({wrapper_topic, java_topic}, 10s)) {
+        if (st.partitions != kPartitions) return false;
+      }
+      return true;
+    }));
+    kafka::Producer producer(kc);
+    for (const auto& k : keys) REQUIRE(producer.produce(wrapper_topic, k, "v") == RD_KAFKA_RESP_ERR_NO_ERROR);
+    REQUIRE(producer.flush(30s));
+    REQUIRE(producer.delivery_failures() == 0);
+  }
+  const auto wrapped = read_topic(bootstrap, wrapper_topic);
+  REQUIRE(wrapped.size() == keys.size());
+  std::set<int> used;
+  for (const auto& rec : wrapped) {
+    CHECK(rec.partition == java_partition(rec.key, kPartitions));
+    used.insert(rec.partition);
+  }
+  CHECK(static_cast<int>(used.size()) == kPartitions);  // the keys spread over every partition
+
+  // Kafka's own Java producer with the same (printable) keys: the same partitions.
+  std::map<std::string, int> expected;
+  {
+    std::ofstream in(dir + "/java-input.txt");
+    for (const auto& k : keys) {
+      if (k.find_first_of("|\n\r") != std::string::npos || static_cast<unsigned char>(k[0]) < 0x20) continue;
+      bool printable = true;
+      for (const unsigned char c : k) printable = printable && c >= 0x20 && c < 0x7f;
+      if (!printable || expected.count(k) != 0) continue;
+      in << k << "|v\n";
+      expected[k] = java_partition(k, kPartitions);
+    }
+  }
+  REQUIRE(expected.size() > 150);
+  // The fixture's broker directory (kafka-tool.sh reads DIR/bootstrap).
+  const std::string bootstrap_file = std::getenv("REVTRACE_TEST_BOOTSTRAP_FILE");
+  const std::string broker_dir = bootstrap_file.substr(0, bootstrap_file.rfind('/'));
+  const std::string cmd = source_dir() + "/deploy/kafka/kafka-tool.sh " + broker_dir +
+                          " org.apache.kafka.tools.ConsoleProducer --topic " + java_topic +
+                          " --property parse.key=true --property key.separator='|' < " + dir +
+                          "/java-input.txt > " + dir + "/java-producer.log 2>&1";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  const auto java = read_topic(bootstrap, java_topic);
+  REQUIRE(java.size() == expected.size());
+  for (const auto& rec : java) {
+    INFO("Java producer, key " << rec.key);
+    REQUIRE(expected.count(rec.key) == 1);
+    CHECK(rec.partition == expected[rec.key]);
+  }
 }
