@@ -488,6 +488,7 @@ struct Gateway::Impl {
   common::metrics::Counter* events_accepted = nullptr;
   common::metrics::Counter* webhooks_acknowledged = nullptr;
   std::atomic<bool> draining{false};
+  std::uint64_t undelivered = 0;  // records stop() could not deliver
   std::unique_ptr<CountryDatabase> countries;
   std::unique_ptr<kafka::Producer> events_producer;
   std::unique_ptr<kafka::Producer> webhook_producer;
@@ -567,14 +568,51 @@ void Gateway::stop() {
   // their deadline), then the io threads stop. The io_context itself lives on until the producers
   // are flushed, because late delivery reports still touch webhook timers.
   impl.server->stop(std::chrono::milliseconds(impl.config.gateway.webhook_ack_timeout_ms) + 5s);
-  for (auto* producer : {impl.events_producer.get(), impl.webhook_producer.get()}) {
-    if (producer != nullptr && !producer->flush(30s)) {
-      spdlog::error("gateway: {} records were not delivered to Kafka before shutdown", producer->queue_length());
+  // One deadline for both producers. Pixel events never time out on their own
+  // (message.timeout.ms = 0), so with Kafka unreachable this is where they are given up.
+  constexpr auto kFlushTimeout = 30s;
+  const auto deadline = std::chrono::steady_clock::now() + kFlushTimeout;
+  struct Outcome {
+    const char* what;
+    kafka::Producer* producer;
+    std::uint64_t failed_before;
+    int queued = 0;
+    std::uint64_t failed = 0;
+  };
+  std::array<Outcome, 2> outcomes{{{"pixel events and redirects", impl.events_producer.get(),
+                                    impl.events_producer->delivery_failures()},
+                                   {"webhooks", impl.webhook_producer.get(),
+                                    impl.webhook_producer->delivery_failures()}}};
+  for (auto& o : outcomes) {
+    const auto left = std::max(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   deadline - std::chrono::steady_clock::now()),
+                               0ms);
+    (void)o.producer->flush(left);
+    o.queued = o.producer->queue_length();
+    o.failed = o.producer->delivery_failures() - o.failed_before;
+  }
+  impl.undelivered = 0;
+  for (const auto& o : outcomes) {
+    impl.undelivered += static_cast<std::uint64_t>(o.queued) + o.failed;
+    if (o.queued > 0 || o.failed > 0) {
+      spdlog::error("gateway: {} {} NOT delivered to Kafka at shutdown: {} still queued after the "
+                    "{} s flush, {} failed",
+                    o.queued + static_cast<std::int64_t>(o.failed), o.what, o.queued,
+                    std::chrono::duration_cast<std::chrono::seconds>(kFlushTimeout).count(), o.failed);
     }
   }
   impl.readiness.reset();
   impl.server.reset();
-  spdlog::info("gateway: drained and flushed");
+  if (impl.undelivered == 0) {
+    spdlog::info("gateway: drained and flushed: every accepted record is in Kafka");
+  } else {
+    spdlog::critical("gateway: shutdown incomplete: {} records NOT delivered to Kafka (accepted "
+                     "pixel events among them are lost; unacknowledged webhooks are retried by "
+                     "Stripe)",
+                     impl.undelivered);
+  }
 }
+
+bool Gateway::delivered_everything() const noexcept { return impl_->undelivered == 0; }
 
 }  // namespace revtrace::ingest

@@ -10,6 +10,8 @@
 //   UtilsTest, for records produced through the gateway (pixel events and webhooks, both of its
 //   producers) and through revtrace's producer wrapper, and compared with Kafka's own Java
 //   producer (ConsoleProducer) writing the same keys. [partitioning]
+// - The contract with the supervisor: a processor fenced by another instance exits 1 by itself.
+//   [processor_exit]
 //
 // Each case has its own topics (kafka.topic_prefix).
 #include <catch2/catch.hpp>
@@ -436,4 +438,65 @@ TEST_CASE("records land on the partition Java's producer would pick", "[partitio
     REQUIRE(expected.count(rec.key) == 1);
     CHECK(rec.partition == expected[rec.key]);
   }
+}
+
+// The contract with the supervisor (deploy/systemd: Restart=on-failure): a processor whose worker
+// stopped on a fatal Kafka error exits non-zero by itself, without waiting for a signal. Two
+// instances with the same instance_id share a transactional.id: the second one's
+// init_transactions fences the first, whose next transaction then fails fatally.
+TEST_CASE("a fenced processor exits non-zero by itself; the healthy one exits 0 on SIGTERM",
+          "[processor_exit]") {
+  const std::string bootstrap = kafka_bootstrap();
+  const std::string dir = temp_dir("revtrace-fenced");
+  INFO("logs in " << dir);
+  const std::string prefix = unique("fence") + ".";
+  const std::string group = unique("fence-group");
+  auto config_for = [&](const std::string& name, std::uint16_t port) {
+    const std::string sub = dir + "/" + name;
+    std::filesystem::create_directories(sub);
+    return write_config(sub, bootstrap, prefix, 3,
+                        "[processor]\ndata_dir = \"" + sub + "/state\"\ngroup_id = \"" + group +
+                            "\"\ninstance_id = \"same-instance\"\nmetrics_listen = \"127.0.0.1:" +
+                            std::to_string(port) + "\"\ntransaction_interval_ms = 50\n");
+  };
+  const std::uint16_t port_a = free_port();
+  const std::uint16_t port_b = free_port();
+  const auto config_a = config_for("a", port_a);
+  const auto config_b = config_for("b", port_b);
+  const auto created = run_revtrace(dir, {"topics", "create"}, config_a);
+  INFO(created.output);
+  REQUIRE(created.status == 0);
+
+  ChildProcess a({revtrace_binary(), "processor", "--config", config_a}, {}, dir + "/a.log");
+  REQUIRE(wait_for_http(port_a, "/healthz", 60s));
+  ChildProcess b({revtrace_binary(), "processor", "--config", config_b}, {}, dir + "/b.log");
+  REQUIRE(wait_for_http(port_b, "/healthz", 60s));
+
+  // Records on every partition until the first instance meets its fence.
+  const std::string topic = prefix + std::string(topics::kWebEvents);
+  int n = 0;
+  const bool fenced = wait_until(120s, [&] {
+    if (!a.running() || a.log().find("the worker stopped") != std::string::npos) return true;
+    std::vector<std::pair<std::string, std::string>> records;
+    for (const char* site : {"a", "b", "c", "d", "e", "f"}) {
+      records.emplace_back(site, "not a web event " + std::to_string(n++));
+    }
+    produce(bootstrap, topic, records);
+    return false;
+  }, 500ms);
+  INFO("a: " << a.log());
+  INFO("b: " << b.log());
+  REQUIRE(fenced);
+  // No signal was sent: it ends by itself, promptly.
+  const auto status_a = a.wait(20s);
+  REQUIRE(status_a.has_value());
+  CHECK(*status_a == 1);
+  CHECK_THAT(a.log(), Catch::Contains("fenced by a newer instance"));
+  CHECK_THAT(a.log(), Catch::Contains("processor: the worker stopped on a fatal error; shutting down to be restarted"));
+  CHECK_THAT(a.log(), Catch::Contains("processor stopped after a failure; exit status 1"));
+
+  CHECK(b.running());
+  b.signal(SIGTERM);
+  CHECK(b.wait(60s).value_or(-1) == 0);
+  CHECK_THAT(b.log(), Catch::Contains("processor stopped"));
 }

@@ -715,6 +715,49 @@ TEST_CASE("gateway: SIGTERM under load loses nothing that was acknowledged", "[k
   CHECK(web.size() <= acked_events.size() + 4);
 }
 
+// A private broker is stopped before SIGTERM: the pixel events the gateway accepted cannot reach
+// Kafka in the 30 s shutdown flush. The gateway must say so and exit non-zero (systemd then
+// counts a failure), not log "drained and flushed" and exit 0.
+TEST_CASE("gateway: SIGTERM with Kafka unreachable -> records reported as not delivered, exit non-zero",
+          "[kafka][gateway][shutdown]") {
+  const std::string broker_dir = temp_dir("revtrace-gw-shutdown-broker");
+  auto run_script = [&](const std::string& script) {
+    return std::system((source_dir() + "/deploy/kafka/" + script + " --dir " + broker_dir + " >> " +
+                        broker_dir + ".log 2>&1")
+                           .c_str());
+  };
+  REQUIRE(run_script("start.sh") == 0);
+  std::string bootstrap;
+  std::ifstream(broker_dir + "/bootstrap") >> bootstrap;
+  GatewayUnderTest gw({bootstrap});
+  gw.start();
+  INFO("logs in " << gw.dir << " and " << broker_dir);
+  REQUIRE(http_request(gw.port, "POST", "/v1/events", pageview("shop", "pv-up"), kJson).status == 202);
+  // Delivered while the broker is up.
+  CHECK(wait_until(30s, [&] { return gw.topic("revtrace.web-events.v1").size() == 1; }, 200ms));
+
+  REQUIRE(run_script("stop.sh") == 0);
+  CHECK(wait_until(30s, [&] { return http_request(gw.port, "GET", "/readyz").status == 503; }));
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE(http_request(gw.port, "POST", "/v1/events", pageview("shop", "pv-down-" + std::to_string(i)), kJson)
+                .status == 202);
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  gw.child->signal(SIGTERM);
+  const auto status = gw.child->wait(120s);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  const std::string log = gw.child->log();
+  INFO(log);
+  REQUIRE(status.has_value());
+  CHECK(*status == 1);
+  CHECK(took >= 25s);  // it did try for the flush deadline (30 s) first
+  CHECK_THAT(log, Catch::Contains("5 pixel events and redirects NOT delivered to Kafka at shutdown: 5 still "
+                                  "queued after the 30 s flush, 0 failed"));
+  CHECK_THAT(log, Catch::Contains("shutdown incomplete: 5 records NOT delivered to Kafka"));
+  CHECK_THAT(log, Catch::Contains("gateway stopped after a failure; exit status 1"));
+  CHECK_THAT(log, !Catch::Contains("drained and flushed"));
+}
+
 // The MaxMind path behind a load balancer, with a real database (see ingest/country_test.cpp for
 // the file and where its countries were checked): the visitor's address comes from the right-most
 // X-Forwarded-For entry, the trusted country header still wins, malformed values mean no country,
