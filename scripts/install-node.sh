@@ -82,7 +82,9 @@ for tool in npm npx; do
   ln -sf "../lib/node_modules/npm/bin/$tool-cli.js" "$work/node/bin/$tool"
 done
 usable "$work/node/bin" || toolchain_die "the unpacked node does not run or is not >= $min_version"
-"$work/node/bin/npm" --version >/dev/null || toolchain_die "the unpacked npm does not run"
+# npm runs on the first node on PATH (#!/usr/bin/env node): this one.
+PATH="$work/node/bin:$PATH" "$work/node/bin/npm" --version >/dev/null ||
+  toolchain_die "the unpacked npm does not run"
 touch "$work/node/.complete"
 rm -rf "$home"
 mv "$work/node" "$home"
