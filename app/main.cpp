@@ -1,6 +1,9 @@
 // The `revtrace` binary: one executable, one subcommand per service.
 #include <CLI/CLI.hpp>
+#include <chrono>
+#include <concepts>
 #include <csignal>
+#include <functional>
 #include <iostream>
 #include <spdlog/spdlog.h>
 
@@ -53,16 +56,59 @@ Config load(const GlobalOptions& g) {
   return revtrace::common::load_config(sources);
 }
 
+// Blocks until SIGINT or SIGTERM (true), or until `failed()` turns true (false), looking at it
+// every `interval`.
+bool wait_for_signal_unless(const std::function<bool()>& failed, std::chrono::milliseconds interval) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(interval);
+  const timespec wait{static_cast<time_t>(seconds.count()),
+                      static_cast<long>(std::chrono::nanoseconds(interval - seconds).count())};
+  for (;;) {
+    const int sig = sigtimedwait(&set, nullptr, &wait);
+    if (sig == SIGINT || sig == SIGTERM) {
+      spdlog::info("received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      return true;
+    }
+    if (failed()) return false;
+  }
+}
+
+// Runs a service until SIGTERM/SIGINT and returns the process's exit status: non-zero whenever
+// the service did not end well, so that systemd's Restart=on-failure restarts it. A service with
+// healthy() (the processor) also ends by itself, without a signal, as soon as it turns unhealthy
+// (its worker stopped on a fatal Kafka error, e.g. fenced). A service with
+// delivered_everything() (the gateway) exits non-zero when its shutdown flush lost records.
 template <typename Service>
 int run_service(const Config& config, const char* name) {
   revtrace::common::metrics::Registry metrics;
   Service service(config, metrics);
   service.start();
   spdlog::info("{} running", name);
-  revtrace::app::wait_for_shutdown_signal();
+  constexpr bool kHasHealth = requires(const Service& s) { { s.healthy() } -> std::convertible_to<bool>; };
+  if constexpr (kHasHealth) {
+    if (!wait_for_signal_unless([&service] { return !service.healthy(); }, std::chrono::milliseconds(200))) {
+      spdlog::critical("{}: the worker stopped on a fatal error; shutting down to be restarted", name);
+    }
+  } else {
+    revtrace::app::wait_for_shutdown_signal();
+  }
   service.stop();
-  spdlog::info("{} stopped", name);
-  return 0;
+  int status = 0;
+  if constexpr (kHasHealth) {
+    if (!service.healthy()) status = 1;
+  }
+  if constexpr (requires(const Service& s) { { s.delivered_everything() } -> std::convertible_to<bool>; }) {
+    if (!service.delivered_everything()) status = 1;
+  }
+  if (status == 0) {
+    spdlog::info("{} stopped", name);
+  } else {
+    spdlog::critical("{} stopped after a failure; exit status {}", name, status);
+  }
+  return status;
 }
 
 }  // namespace

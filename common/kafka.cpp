@@ -4,9 +4,12 @@
 
 #include "common/topics.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace revtrace::common::kafka {
+
+using namespace std::chrono_literals;
 namespace {
 
 struct QueueDeleter {
@@ -278,10 +281,18 @@ std::vector<TopicState> Admin::describe(const std::vector<std::string>& names,
   }
   std::vector<TopicState> out;
   for (const auto& name : names) {
-    TopicState st{name, 0};
+    TopicState st{name};
     for (int i = 0; i < md->topic_cnt; ++i) {
-      if (name == md->topics[i].topic && md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        st.partitions = md->topics[i].partition_cnt;
+      const auto& t = md->topics[i];
+      if (name != t.topic) continue;
+      if (t.err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        st.partitions = t.partition_cnt;
+        for (int p = 0; p < t.partition_cnt; ++p) {
+          const int replicas = t.partitions[p].replica_cnt;
+          if (p == 0 || replicas < st.replication_factor) st.replication_factor = replicas;
+        }
+      } else if (t.err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+        st.error = rd_kafka_err2str(t.err);
       }
     }
     out.push_back(st);
@@ -290,28 +301,93 @@ std::vector<TopicState> Admin::describe(const std::vector<std::string>& names,
   return out;
 }
 
-std::map<std::string, std::string> Admin::topic_configs(const std::string& topic,
-                                                        std::chrono::milliseconds timeout) {
-  std::map<std::string, std::string> out;
-  rd_kafka_ConfigResource_t* res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC,
-                                                               topic.c_str());
+std::vector<TopicConfigs> Admin::topic_configs(const std::vector<std::string>& topics,
+                                               std::chrono::milliseconds timeout) {
+  std::vector<TopicConfigs> out(topics.size());
+  if (topics.empty()) return out;
+  auto fail_all = [&out](const std::string& why) {
+    for (auto& c : out) c.error = why;
+    return out;
+  };
+  std::vector<rd_kafka_ConfigResource_t*> resources;
+  for (const auto& t : topics) {
+    resources.push_back(rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, t.c_str()));
+  }
   QueuePtr queue(rd_kafka_queue_new(handle_.get()));
-  rd_kafka_DescribeConfigs(handle_.get(), &res, 1, nullptr, queue.get());
-  rd_kafka_ConfigResource_destroy(res);
-  EventPtr ev = wait_result(queue.get(), RD_KAFKA_EVENT_DESCRIBECONFIGS_RESULT, timeout);
-  if (!ev || rd_kafka_event_error(ev.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) return out;
+  char err[512];
+  AdminOptionsPtr opts(rd_kafka_AdminOptions_new(handle_.get(), RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS));
+  (void)rd_kafka_AdminOptions_set_request_timeout(opts.get(), static_cast<int>(timeout.count()),
+                                                  err, sizeof err);
+  rd_kafka_DescribeConfigs(handle_.get(), resources.data(), resources.size(), opts.get(),
+                           queue.get());
+  rd_kafka_ConfigResource_destroy_array(resources.data(), resources.size());
+  // A little longer than the request timeout, so that librdkafka's own timeout (with its message)
+  // normally answers first.
+  EventPtr ev = wait_result(queue.get(), RD_KAFKA_EVENT_DESCRIBECONFIGS_RESULT, timeout + 2s);
+  if (!ev) return fail_all("no DescribeConfigs answer within " + std::to_string(timeout.count()) + " ms");
+  if (rd_kafka_event_error(ev.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return fail_all(std::string("DescribeConfigs failed: ") + rd_kafka_event_error_string(ev.get()));
+  }
+  for (auto& c : out) c.error = "not in the DescribeConfigs answer";
   size_t n = 0;
   const rd_kafka_ConfigResource_t** rs =
       rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev.get()), &n);
   for (size_t i = 0; i < n; ++i) {
+    const auto it = std::find(topics.begin(), topics.end(), rd_kafka_ConfigResource_name(rs[i]));
+    if (it == topics.end()) continue;
+    auto& c = out[static_cast<std::size_t>(it - topics.begin())];
+    c.error.clear();
+    if (const auto code = rd_kafka_ConfigResource_error(rs[i]); code != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      const char* msg = rd_kafka_ConfigResource_error_string(rs[i]);
+      c.error = std::string("DescribeConfigs failed: ") +
+                (msg != nullptr && *msg != '\0' ? msg : rd_kafka_err2str(code));
+      continue;
+    }
     size_t cn = 0;
     const rd_kafka_ConfigEntry_t** entries = rd_kafka_ConfigResource_configs(rs[i], &cn);
     for (size_t j = 0; j < cn; ++j) {
       const char* v = rd_kafka_ConfigEntry_value(entries[j]);
-      out[rd_kafka_ConfigEntry_name(entries[j])] = v != nullptr ? v : "";
+      c.values[rd_kafka_ConfigEntry_name(entries[j])] = v != nullptr ? v : "";
     }
+    if (c.values.empty()) c.error = "DescribeConfigs answered no configuration entries";
   }
   return out;
+}
+
+std::vector<std::string> topic_problems(const TopicSpec& spec, const TopicState& state,
+                                        const TopicConfigs& configs) {
+  std::vector<std::string> problems;
+  if (!state.error.empty()) {
+    problems.push_back("cannot be described: " + state.error);
+    return problems;
+  }
+  if (state.partitions == 0) {
+    problems.emplace_back("does not exist");
+    return problems;
+  }
+  if (state.partitions != spec.partitions) {
+    problems.push_back(std::to_string(state.partitions) + " partitions, want " +
+                       std::to_string(spec.partitions) + " (kafka.partitions)");
+  }
+  if (state.replication_factor < spec.replication_factor) {
+    problems.push_back("replication factor " + std::to_string(state.replication_factor) +
+                       ", want at least " + std::to_string(spec.replication_factor) +
+                       " (kafka.replication_factor)");
+  }
+  if (!configs.ok()) {
+    problems.push_back("its configuration cannot be read (" + configs.error +
+                       "), so its settings are unverified");
+    return problems;
+  }
+  for (const auto& [key, want] : spec.configs) {
+    const auto it = configs.values.find(key);
+    if (it == configs.values.end()) {
+      problems.push_back(key + " is not reported by the broker, want " + want);
+    } else if (it->second != want) {
+      problems.push_back(key + "=" + it->second + ", want " + want);
+    }
+  }
+  return problems;
 }
 
 MockCluster::MockCluster(int brokers) {

@@ -133,10 +133,30 @@ struct TopicSpec {
 // The topics revtrace owns, with their settings (partition count from the config).
 [[nodiscard]] std::vector<TopicSpec> revtrace_topics(const KafkaConfig& config);
 
+// A topic as the cluster's metadata shows it.
 struct TopicState {
   std::string name;
-  int partitions = 0;  // 0 = missing
+  int partitions = 0;          // 0 = missing
+  int replication_factor = 0;  // the fewest replicas any of its partitions has
+  std::string error;           // why the topic could not be described (other than "unknown topic")
 };
+
+// A topic's configuration as the broker reports it (every key, defaults included), or why it
+// could not be read. A failed read is never an empty map that passes for "nothing to check".
+struct TopicConfigs {
+  std::map<std::string, std::string> values;
+  std::string error;  // empty = read
+  [[nodiscard]] bool ok() const noexcept { return error.empty(); }
+};
+
+// What is wrong with one topic against its spec, one readable sentence per problem; empty when it
+// matches. Checked: the topic exists and can be described, its partition count equals the spec's,
+// its replication factor is at least the spec's, its configuration could be read and every key of
+// spec.configs is reported with exactly the wanted value (a key the broker does not report is a
+// problem, not a pass). Co-partitioning across topics is the caller's (`revtrace topics check`).
+[[nodiscard]] std::vector<std::string> topic_problems(const TopicSpec& spec,
+                                                      const TopicState& state,
+                                                      const TopicConfigs& configs);
 
 // Administrative operations used by `revtrace topics` and by tests.
 class Admin {
@@ -146,10 +166,13 @@ class Admin {
   // per failed topic.
   [[nodiscard]] std::vector<std::string> create(const std::vector<TopicSpec>& topics,
                                                 std::chrono::milliseconds timeout);
+  // Throws std::runtime_error when the metadata request fails.
   [[nodiscard]] std::vector<TopicState> describe(const std::vector<std::string>& names,
                                                  std::chrono::milliseconds timeout);
-  [[nodiscard]] std::map<std::string, std::string> topic_configs(const std::string& topic,
-                                                                  std::chrono::milliseconds timeout);
+  // The configurations of `topics` (in that order), in one DescribeConfigs request; a timeout or
+  // a request error is every topic's `error`, a resource error that topic's.
+  [[nodiscard]] std::vector<TopicConfigs> topic_configs(const std::vector<std::string>& topics,
+                                                        std::chrono::milliseconds timeout);
 
  private:
   HandlePtr handle_;

@@ -3,7 +3,9 @@
 #include <openssl/evp.h>
 #include <simdjson.h>
 #include <spdlog/spdlog.h>
+#include <zlib.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/http.hpp>
@@ -78,6 +80,98 @@ std::string etag_of(std::string_view body) {
   return tag + "\"";
 }
 
+// The pixel's gzip representation, compressed once at start-up: best compression, no file name,
+// mtime 0, so that every instance with the same zlib sends the same bytes (and the same ETag).
+std::string gzip(std::string_view in) {
+  z_stream zs{};
+  if (deflateInit2(&zs, Z_BEST_COMPRESSION, Z_DEFLATED, 15 + 16 /* gzip wrapper */, 9,
+                   Z_DEFAULT_STRATEGY) != Z_OK) {
+    throw std::runtime_error("gateway: zlib deflateInit2 failed");
+  }
+  std::string out(deflateBound(&zs, static_cast<uLong>(in.size())), '\0');
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  zs.avail_in = static_cast<uInt>(in.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  const int rc = deflate(&zs, Z_FINISH);
+  out.resize(zs.total_out);
+  deflateEnd(&zs);
+  if (rc != Z_STREAM_END) throw std::runtime_error("gateway: zlib could not compress the pixel");
+  return out;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// A qvalue (RFC 9110 12.4.2: "0", "0.5", "1.000") in thousandths; -1 when malformed.
+int parse_qvalue(std::string_view q) {
+  if (q.empty() || (q[0] != '0' && q[0] != '1')) return -1;
+  int value = (q[0] - '0') * 1000;
+  if (q.size() == 1) return value;
+  if (q[1] != '.' || q.size() > 5) return -1;
+  int scale = 100;
+  for (std::size_t i = 2; i < q.size(); ++i, scale /= 10) {
+    if (q[i] < '0' || q[i] > '9') return -1;
+    value += (q[i] - '0') * scale;
+  }
+  return value > 1000 ? -1 : value;
+}
+
+// Whether to answer with the gzip representation, given the request's Accept-Encoding (every
+// field line joined by commas, RFC 9110 12.5.3): gzip (also spelled x-gzip, or covered by "*")
+// must be acceptable (q > 0) and weigh at least as much as identity when the client gave identity
+// a weight (itself or through "*"). No header: identity.
+bool accepts_gzip(std::string_view header) {
+  int gzip_q = -1;
+  int identity_q = -1;
+  int star_q = -1;
+  bool any = false;
+  while (!header.empty()) {
+    const auto comma = header.find(',');
+    auto item = header.substr(0, comma);
+    header = comma == std::string_view::npos ? std::string_view{} : header.substr(comma + 1);
+    const auto semi = item.find(';');
+    const auto coding = trim(item.substr(0, semi));
+    if (coding.empty()) continue;
+    any = true;
+    int q = 1000;
+    for (auto params = semi == std::string_view::npos ? std::string_view{} : item.substr(semi + 1);
+         !params.empty();) {
+      const auto next = params.find(';');
+      const auto param = trim(params.substr(0, next));
+      params = next == std::string_view::npos ? std::string_view{} : params.substr(next + 1);
+      if (param.size() >= 2 && (param[0] == 'q' || param[0] == 'Q') && param[1] == '=') {
+        q = parse_qvalue(trim(param.substr(2)));
+        if (q < 0) q = 0;  // a weight we cannot read does not make a coding acceptable
+      }
+    }
+    if (iequals(coding, "gzip") || iequals(coding, "x-gzip")) {
+      gzip_q = std::max(gzip_q, q);
+    } else if (iequals(coding, "identity")) {
+      identity_q = q;
+    } else if (coding == "*") {
+      star_q = q;
+    }
+  }
+  if (!any) return false;
+  if (gzip_q < 0) gzip_q = star_q < 0 ? 0 : star_q;
+  if (identity_q < 0) identity_q = star_q;  // still -1 (no weight) when neither is listed
+  return gzip_q > 0 && gzip_q >= identity_q;
+}
+
 // If-None-Match (RFC 9110 13.1.2): "*" or a list of entity tags, compared weakly.
 bool etag_matches(std::string_view if_none_match, std::string_view etag) {
   if (if_none_match.empty()) return false;
@@ -98,16 +192,6 @@ std::string_view media_type(std::string_view content_type) {
   auto media = content_type.substr(0, content_type.find(';'));
   while (!media.empty() && media.back() == ' ') media.remove_suffix(1);
   return media;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
 }
 
 http::Response method_not_allowed(std::string_view allow) {
@@ -170,6 +254,8 @@ struct Gateway::Impl {
         redirect_topic(common::topics::name(c.kafka, common::topics::kCheckoutRedirects)),
         stripe_topic(common::topics::name(c.kafka, common::topics::kStripeEvents)),
         pixel_etag(etag_of(pixel_script())),
+        pixel_gzip(gzip(pixel_script())),
+        pixel_gzip_etag(etag_of(pixel_gzip)),
         site_known([this](std::string_view id) { return config.find_site(id) != nullptr; }) {
     for (std::size_t r = 0; r < kRoutes; ++r) {
       latency[r] = &m.histogram("revtrace_gateway_request_duration_seconds",
@@ -416,16 +502,26 @@ struct Gateway::Impl {
     if (req.method() != bhttp::verb::get && req.method() != bhttp::verb::head) {
       return send(kPixel, start, respond, method_not_allowed("GET, HEAD"));
     }
-    http::Response res{etag_matches(req[bhttp::field::if_none_match], pixel_etag) ? http::Status::not_modified
-                                                                                  : http::Status::ok,
+    std::string accept_encoding;
+    for (auto [it, end] = req.equal_range(bhttp::field::accept_encoding); it != end; ++it) {
+      if (!accept_encoding.empty()) accept_encoding += ',';
+      accept_encoding += it->value();
+    }
+    const bool gzipped = accepts_gzip(accept_encoding);
+    const std::string& etag = gzipped ? pixel_gzip_etag : pixel_etag;
+    http::Response res{etag_matches(req[bhttp::field::if_none_match], etag) ? http::Status::not_modified
+                                                                            : http::Status::ok,
                        11};
-    res.set(bhttp::field::etag, pixel_etag);
+    res.set(bhttp::field::etag, etag);
     res.set(bhttp::field::cache_control, kPixelCacheControl);
+    res.set(bhttp::field::vary, "Accept-Encoding");
     res.set(bhttp::field::access_control_allow_origin, "*");
     if (res.result() == http::Status::ok) {
+      const std::string_view body = gzipped ? std::string_view(pixel_gzip) : pixel_script();
       res.set(bhttp::field::content_type, "application/javascript; charset=utf-8");
-      if (req.method() == bhttp::verb::get) res.body() = std::string(pixel_script());
-      res.content_length(pixel_script().size());
+      if (gzipped) res.set(bhttp::field::content_encoding, "gzip");
+      if (req.method() == bhttp::verb::get) res.body() = std::string(body);
+      res.content_length(body.size());
     }
     send(kPixel, start, respond, std::move(res));
   }
@@ -479,7 +575,11 @@ struct Gateway::Impl {
   rd_kafka_topic_t* web_handle = nullptr;
   rd_kafka_topic_t* redirect_handle = nullptr;
   rd_kafka_topic_t* stripe_handle = nullptr;
+  // The pixel's two representations; each ETag is the SHA-256 of its own bytes, so they differ
+  // (RFC 9110 8.8.3: a strong validator names exactly one representation).
   std::string pixel_etag;
+  std::string pixel_gzip;
+  std::string pixel_gzip_etag;
   std::function<bool(std::string_view)> site_known;
   std::array<std::array<std::atomic<common::metrics::Counter*>, 600>, kRoutes> request_counters{};
   std::array<common::metrics::Histogram*, kRoutes> latency{};
@@ -488,6 +588,7 @@ struct Gateway::Impl {
   common::metrics::Counter* events_accepted = nullptr;
   common::metrics::Counter* webhooks_acknowledged = nullptr;
   std::atomic<bool> draining{false};
+  std::uint64_t undelivered = 0;  // records stop() could not deliver
   std::unique_ptr<CountryDatabase> countries;
   std::unique_ptr<kafka::Producer> events_producer;
   std::unique_ptr<kafka::Producer> webhook_producer;
@@ -567,14 +668,51 @@ void Gateway::stop() {
   // their deadline), then the io threads stop. The io_context itself lives on until the producers
   // are flushed, because late delivery reports still touch webhook timers.
   impl.server->stop(std::chrono::milliseconds(impl.config.gateway.webhook_ack_timeout_ms) + 5s);
-  for (auto* producer : {impl.events_producer.get(), impl.webhook_producer.get()}) {
-    if (producer != nullptr && !producer->flush(30s)) {
-      spdlog::error("gateway: {} records were not delivered to Kafka before shutdown", producer->queue_length());
+  // One deadline for both producers. Pixel events never time out on their own
+  // (message.timeout.ms = 0), so with Kafka unreachable this is where they are given up.
+  constexpr auto kFlushTimeout = 30s;
+  const auto deadline = std::chrono::steady_clock::now() + kFlushTimeout;
+  struct Outcome {
+    const char* what;
+    kafka::Producer* producer;
+    std::uint64_t failed_before;
+    int queued = 0;
+    std::uint64_t failed = 0;
+  };
+  std::array<Outcome, 2> outcomes{{{"pixel events and redirects", impl.events_producer.get(),
+                                    impl.events_producer->delivery_failures()},
+                                   {"webhooks", impl.webhook_producer.get(),
+                                    impl.webhook_producer->delivery_failures()}}};
+  for (auto& o : outcomes) {
+    const auto left = std::max(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   deadline - std::chrono::steady_clock::now()),
+                               0ms);
+    (void)o.producer->flush(left);
+    o.queued = o.producer->queue_length();
+    o.failed = o.producer->delivery_failures() - o.failed_before;
+  }
+  impl.undelivered = 0;
+  for (const auto& o : outcomes) {
+    impl.undelivered += static_cast<std::uint64_t>(o.queued) + o.failed;
+    if (o.queued > 0 || o.failed > 0) {
+      spdlog::error("gateway: {} {} NOT delivered to Kafka at shutdown: {} still queued after the "
+                    "{} s flush, {} failed",
+                    o.queued + static_cast<std::int64_t>(o.failed), o.what, o.queued,
+                    std::chrono::duration_cast<std::chrono::seconds>(kFlushTimeout).count(), o.failed);
     }
   }
   impl.readiness.reset();
   impl.server.reset();
-  spdlog::info("gateway: drained and flushed");
+  if (impl.undelivered == 0) {
+    spdlog::info("gateway: drained and flushed: every accepted record is in Kafka");
+  } else {
+    spdlog::critical("gateway: shutdown incomplete: {} records NOT delivered to Kafka (accepted "
+                     "pixel events among them are lost; unacknowledged webhooks are retried by "
+                     "Stripe)",
+                     impl.undelivered);
+  }
 }
+
+bool Gateway::delivered_everything() const noexcept { return impl_->undelivered == 0; }
 
 }  // namespace revtrace::ingest

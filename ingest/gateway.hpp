@@ -20,9 +20,15 @@ class Gateway {
   // Binds the listen address and starts serving; throws on bind or Kafka client set-up failure.
   void start();
   [[nodiscard]] std::uint16_t port() const noexcept;
-  // SIGTERM path: stop accepting, drain in-flight requests, flush the producer. Nothing that was
-  // acknowledged is lost.
+  // SIGTERM path: stop accepting, drain in-flight requests, flush both producers (30 s in all).
+  // Nothing acknowledged is lost as long as Kafka takes the records within the flush; when it
+  // does not (broker unreachable), the records left over are logged as not delivered and
+  // delivered_everything() turns false.
   void stop();
+  // After stop(): true when the flush delivered every record still queued at shutdown, false
+  // when some were still queued at its deadline or failed during it (accepted pixel events among
+  // them are lost). The process then exits non-zero.
+  [[nodiscard]] bool delivered_everything() const noexcept;
 
  private:
   struct Impl;

@@ -3,7 +3,13 @@
 # already present it only runs one dpkg query and exits.
 #
 #   scripts/install-deps.sh            build + run dependencies
-#   scripts/install-deps.sh --test     also what the test suite needs (Kafka via Maven, node, ...)
+#   scripts/install-deps.sh --test     also what the test suite needs (Kafka via Maven, Node, Go, ...)
+#
+# Node.js and Go are not taken from apt: Debian 12 has Node 18 and Go 1.19, older than the test
+# tools need (Node >= 20 for playwright-core and stripe@23, Go >= 1.22 for stripe-mock). With
+# --test, scripts/install-node.sh and scripts/install-go.sh check the versions the machine has and,
+# when they are missing or too old, install pinned ones from PyPI and the Go module proxy into
+# ~/.cache/revtrace (seconds when already there).
 set -euo pipefail
 
 build_pkgs=(
@@ -15,8 +21,8 @@ build_pkgs=(
   curl ca-certificates
 )
 test_pkgs=(
-  chromium fonts-liberation wrk nginx-light golang-go
-  maven default-jre-headless kcat nodejs npm python3
+  chromium fonts-liberation wrk nginx-light
+  maven default-jre-headless kcat python3 python3-pip
   clang libclang-rt-14-dev
 )
 
@@ -30,11 +36,9 @@ for p in "${want[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     # Tools that the machine already provides outside dpkg (e.g. a newer node or java) count.
     case "$p" in
-      nodejs) command -v node >/dev/null && continue ;;
-      npm) command -v npm >/dev/null && continue ;;
       python3) command -v python3 >/dev/null && continue ;;
+      python3-pip) python3 -m pip --version >/dev/null 2>&1 && continue ;;
       maven) command -v mvn >/dev/null && continue ;;
-      golang-go) { command -v go || [[ -x /usr/local/go/bin/go ]]; } >/dev/null && continue ;;
       default-jre-headless) command -v java >/dev/null && continue ;;
     esac
     missing+=("$p")
@@ -48,6 +52,11 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 else
   echo "install-deps: all packages present"
+fi
+if [[ "${1:-}" == "--test" ]]; then
+  node_dir=$("$(dirname "$0")/install-node.sh")
+  go_dir=$("$(dirname "$0")/install-go.sh")
+  echo "install-deps: node from $node_dir, go from $go_dir"
 fi
 # nginx is only a baseline of bench/gateway_bench.sh (run with its own config in a temp dir);
 # Debian's package starts the default site on 0.0.0.0:80 where systemd runs: stop and disable it.

@@ -9,7 +9,8 @@
 # only after `npm ci` succeeded). A content hash rather than mtimes: a fresh clone or checkout
 # touches every file, and that alone must not trigger a reinstall. Anything else (no node_modules,
 # an interrupted install, a changed lock) runs `npm ci`, which deletes node_modules first.
-# Node and npm themselves come from scripts/install-deps.sh --test.
+# Node >= 20 and its npm come from scripts/install-node.sh (the machine's own when new enough, else
+# one it installs into ~/.cache/revtrace).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,6 +18,8 @@ dir="$root/tests/js"
 lock="$dir/package-lock.json"
 stamp="$dir/node_modules/.lock-hash"
 
+node_dir=$("$root/scripts/install-node.sh")
+[[ "$(command -v node || true)" == "$node_dir/node" ]] || PATH="$node_dir:$PATH"
 for tool in node npm sha256sum flock timeout; do
   command -v "$tool" >/dev/null || { echo "install-node-deps: $tool not found (run scripts/install-deps.sh --test)" >&2; exit 1; }
 done

@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <atomic>
 #include <boost/asio.hpp>
@@ -713,6 +714,186 @@ TEST_CASE("gateway: SIGTERM under load loses nothing that was acknowledged", "[k
   CHECK(duplicates == 0);
   // Only requests whose answer was lost in the shutdown may be in the topic without an ack.
   CHECK(web.size() <= acked_events.size() + 4);
+}
+
+// A private broker is stopped before SIGTERM: the pixel events the gateway accepted cannot reach
+// Kafka in the 30 s shutdown flush. The gateway must say so and exit non-zero (systemd then
+// counts a failure), not log "drained and flushed" and exit 0.
+TEST_CASE("gateway: SIGTERM with Kafka unreachable -> records reported as not delivered, exit non-zero",
+          "[kafka][gateway][shutdown]") {
+  const std::string broker_dir = temp_dir("revtrace-gw-shutdown-broker");
+  auto run_script = [&](const std::string& script) {
+    return std::system((source_dir() + "/deploy/kafka/" + script + " --dir " + broker_dir + " >> " +
+                        broker_dir + ".log 2>&1")
+                           .c_str());
+  };
+  REQUIRE(run_script("start.sh") == 0);
+  std::string bootstrap;
+  std::ifstream(broker_dir + "/bootstrap") >> bootstrap;
+  GatewayUnderTest gw({bootstrap});
+  gw.start();
+  INFO("logs in " << gw.dir << " and " << broker_dir);
+  REQUIRE(http_request(gw.port, "POST", "/v1/events", pageview("shop", "pv-up"), kJson).status == 202);
+  // Delivered while the broker is up.
+  CHECK(wait_until(30s, [&] { return gw.topic("revtrace.web-events.v1").size() == 1; }, 200ms));
+
+  REQUIRE(run_script("stop.sh") == 0);
+  CHECK(wait_until(30s, [&] { return http_request(gw.port, "GET", "/readyz").status == 503; }));
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE(http_request(gw.port, "POST", "/v1/events", pageview("shop", "pv-down-" + std::to_string(i)), kJson)
+                .status == 202);
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  gw.child->signal(SIGTERM);
+  const auto status = gw.child->wait(120s);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  const std::string log = gw.child->log();
+  INFO(log);
+  REQUIRE(status.has_value());
+  CHECK(*status == 1);
+  CHECK(took >= 25s);  // it did try for the flush deadline (30 s) first
+  CHECK_THAT(log, Catch::Contains("5 pixel events and redirects NOT delivered to Kafka at shutdown: 5 still "
+                                  "queued after the 30 s flush, 0 failed"));
+  CHECK_THAT(log, Catch::Contains("shutdown incomplete: 5 records NOT delivered to Kafka"));
+  CHECK_THAT(log, Catch::Contains("gateway stopped after a failure; exit status 1"));
+  CHECK_THAT(log, !Catch::Contains("drained and flushed"));
+}
+
+namespace {
+
+std::string gunzip(const std::string& in) {
+  z_stream zs{};
+  REQUIRE(inflateInit2(&zs, 15 + 16) == Z_OK);  // gzip wrapper only
+  std::string out;
+  char buf[16384];
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  zs.avail_in = static_cast<uInt>(in.size());
+  int rc = Z_OK;
+  while (rc == Z_OK) {
+    zs.next_out = reinterpret_cast<Bytef*>(buf);
+    zs.avail_out = sizeof buf;
+    rc = inflate(&zs, Z_NO_FLUSH);
+    out.append(buf, sizeof buf - zs.avail_out);
+  }
+  const bool all_consumed = zs.avail_in == 0;
+  inflateEnd(&zs);
+  REQUIRE(rc == Z_STREAM_END);
+  REQUIRE(all_consumed);  // one gzip member, nothing after it
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("gateway: /revtrace.js gzip-compressed when Accept-Encoding allows it, identity otherwise",
+          "[kafka][gateway][pixel]") {
+  GatewayUnderTest gw({kafka_bootstrap()});
+  gw.start();
+  INFO("logs in " << gw.dir);
+  std::ifstream script(source_dir() + "/ingest/pixel/revtrace.js", std::ios::binary);
+  const std::string source(std::istreambuf_iterator<char>(script), {});
+  REQUIRE(source.size() > 4096);
+
+  auto get = [&](const std::map<std::string, std::string>& headers) {
+    return http_request(gw.port, "GET", "/revtrace.js", {}, headers);
+  };
+  // Identity: no Accept-Encoding at all.
+  auto plain = get({});
+  CHECK(plain.status == 200);
+  CHECK(plain.body == source);
+  CHECK(plain.headers.count("content-encoding") == 0);
+  CHECK(plain.headers["content-length"] == std::to_string(source.size()));
+  CHECK(plain.headers["vary"] == "Accept-Encoding");
+  const std::string identity_etag = plain.headers["etag"];
+  REQUIRE(identity_etag.size() == 34);
+
+  // gzip: the bytes of the file after decompression, within the 4 KB budget on the wire.
+  auto gz = get({{"Accept-Encoding", "gzip"}});
+  CHECK(gz.status == 200);
+  CHECK(gz.headers["content-encoding"] == "gzip");
+  CHECK(gz.headers["vary"] == "Accept-Encoding");
+  CHECK(gz.headers["cache-control"] == "public, max-age=3600");
+  CHECK(gz.headers["access-control-allow-origin"] == "*");
+  CHECK_THAT(gz.headers["content-type"], Catch::StartsWith("application/javascript"));
+  CHECK(gz.headers["content-length"] == std::to_string(gz.body.size()));
+  REQUIRE(gz.body.size() >= 2);
+  CHECK(static_cast<unsigned char>(gz.body[0]) == 0x1f);
+  CHECK(static_cast<unsigned char>(gz.body[1]) == 0x8b);
+  CHECK(gunzip(gz.body) == source);  // byte for byte
+  CHECK(gz.body.size() <= 4096);
+  CHECK(gz.body.size() * 2 < source.size());
+  const std::string gzip_etag = gz.headers["etag"];
+  CHECK(gzip_etag.size() == 34);
+  CHECK(gzip_etag != identity_etag);  // two representations, two strong validators
+
+  // Accept-Encoding as browsers and proxies send it.
+  struct Case {
+    std::string accept_encoding;
+    bool gzip;
+  };
+  for (const auto& c : std::vector<Case>{{"gzip, deflate, br, zstd", true},
+                                         {"br;q=1.0, gzip;q=0.8, *;q=0.1", true},
+                                         {"GZIP", true},
+                                         {"x-gzip", true},
+                                         {"*", true},
+                                         {"gzip;q=0.001", true},
+                                         {"identity;q=0.5, gzip", true},
+                                         {"gzip;q=0", false},
+                                         {"gzip; q=0.000, identity", false},
+                                         {"GZip;Q=0", false},
+                                         {"deflate, br", false},
+                                         {"identity", false},
+                                         {"*;q=0, identity", false},
+                                         {"*, gzip;q=0", false},
+                                         {"gzip;q=0.5, identity;q=1", false},
+                                         {"*;q=0.5, gzip;q=0.1", false},
+                                         {"gzip;q=nonsense", false},
+                                         {"", false}}) {
+    INFO("Accept-Encoding: " << c.accept_encoding);
+    auto r = get({{"Accept-Encoding", c.accept_encoding}});
+    CHECK(r.status == 200);
+    CHECK(r.headers["vary"] == "Accept-Encoding");
+    if (c.gzip) {
+      CHECK(r.headers["content-encoding"] == "gzip");
+      CHECK(r.headers["etag"] == gzip_etag);
+      CHECK(r.body == gz.body);
+    } else {
+      CHECK(r.headers.count("content-encoding") == 0);
+      CHECK(r.headers["etag"] == identity_etag);
+      CHECK(r.body == source);
+    }
+  }
+
+  // 304s as before, each for its own representation.
+  auto cached_gz = get({{"Accept-Encoding", "gzip"}, {"If-None-Match", gzip_etag}});
+  CHECK(cached_gz.status == 304);
+  CHECK(cached_gz.body.empty());
+  CHECK(cached_gz.headers["etag"] == gzip_etag);
+  CHECK(cached_gz.headers["vary"] == "Accept-Encoding");
+  CHECK(cached_gz.headers.count("content-encoding") == 0);
+  auto cached_plain = get({{"If-None-Match", identity_etag}});
+  CHECK(cached_plain.status == 304);
+  CHECK(cached_plain.headers["etag"] == identity_etag);
+  // A validator of the other representation does not match the one selected.
+  auto other = get({{"Accept-Encoding", "gzip"}, {"If-None-Match", identity_etag}});
+  CHECK(other.status == 200);
+  CHECK(other.headers["content-encoding"] == "gzip");
+  CHECK(get({{"If-None-Match", gzip_etag}}).status == 200);
+  // A cache holding both sends both.
+  auto both = get({{"Accept-Encoding", "gzip"}, {"If-None-Match", identity_etag + ", W/" + gzip_etag}});
+  CHECK(both.status == 304);
+  CHECK(both.headers["etag"] == gzip_etag);
+
+  // HEAD: the headers of the GET, no body.
+  RawClient head(gw.port);
+  head.send("HEAD /revtrace.js HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n");
+  const auto answer = head.read_until_closed(10s);
+  CHECK_THAT(answer, Catch::StartsWith("HTTP/1.1 200"));
+  CHECK_THAT(answer, Catch::Contains("Content-Encoding: gzip\r\n"));
+  CHECK_THAT(answer, Catch::Contains("Content-Length: " + std::to_string(gz.body.size()) + "\r\n"));
+  CHECK_THAT(answer, Catch::EndsWith("\r\n\r\n"));
+
+  gw.child->signal(SIGTERM);
+  CHECK(gw.child->wait(60s).value_or(-1) == 0);
 }
 
 // The MaxMind path behind a load balancer, with a real database (see ingest/country_test.cpp for
