@@ -86,7 +86,9 @@ int run_dev(common::Config config, const DevOptions& options) {
   gateway.stop();
   processor.stop();
   query.stop();
-  return processor.healthy() ? 0 : 1;
+  // Non-zero when the processor stopped on a fatal error or the gateway's shutdown flush left
+  // accepted records undelivered (as `revtrace gateway` / `processor` exit).
+  return processor.healthy() && gateway.delivered_everything() ? 0 : 1;
 }
 
 }  // namespace revtrace::app
