@@ -69,17 +69,23 @@ int run_reconcile(const common::Config& config, const ReconcileOptions& options)
   auto client_options = stripe_client_options(*site, site->stripe_api_key);
   client_options.stripe_version = std::string(stripe_api::kReconcileApiVersion);
   const stripe_api::StripeClient client(client_options);
-  const auto fetched = stripe_api::fetch_reconcile_events(client, {*since, 0});
+  stripe_api::ReconcileWindow window;
+  window.since = *since;
+  window.now = now_s;
+  const auto fetched = stripe_api::fetch_reconcile_events(client, window);
   if (!fetched.error.empty()) {
     std::cerr << "revtrace: reconcile failed: " << fetched.error << "\n";
     return 1;
   }
+  for (const auto& warning : fetched.warnings) spdlog::warn("reconcile: {}", warning);
 
-  // What the topic already holds for this site since (an hour before) the window.
+  // What the topic already holds for this site, read from as early as anything fetched could
+  // have been delivered (the widened listing windows, stripe_api::delivered_scan_start).
   const std::string topic = common::topics::name(config.kafka, common::topics::kStripeEvents);
   std::set<std::string> delivered;
   const auto scan_error = common::kafka::scan_topic(
-      config.kafka, topic, std::max<std::int64_t>(1, (*since - 3600) * 1000),
+      config.kafka, topic,
+      std::max<std::int64_t>(1, stripe_api::delivered_scan_start(window) * 1000),
       std::chrono::seconds(120), [&](std::string_view key, std::string_view value) {
         if (key != site->id) return;
         if (auto k = stripe_api::delivered_change_key(value)) delivered.insert(std::move(*k));
@@ -126,7 +132,7 @@ int run_reconcile(const common::Config& config, const ReconcileOptions& options)
   std::cout << "},\"changes\":" << fetched.events.size() << ",\"already_delivered\":"
             << fetched.events.size() - missing.size() << ",\"missing\":" << missing.size()
             << ",\"appended\":" << appended << ",\"dry_run\":" << (options.dry_run ? "true" : "false")
-            << "}\n";
+            << ",\"events_complete\":" << (fetched.events_complete ? "true" : "false") << "}\n";
   return 0;
 }
 

@@ -17,8 +17,8 @@ std::string reconcile_key_warning(std::string_view site, std::string_view key) {
                                                           : "not a Stripe key of a known kind";
   return "site '" + std::string(site) + "': stripe_api_key is " + what +
          ", not a restricted key (rk_...). Reconcile only reads: give it a restricted key with "
-         "read access to Checkout Sessions, Charges, Invoices and Refunds, so that the key it "
-         "keeps cannot move money";
+         "read access to Checkout Sessions, Charges, Invoices, Refunds and Events, so that the key "
+         "it keeps cannot move money";
 }
 
 PaymentLinksKey payment_links_key(std::string_view site, std::string_view links_api_key,

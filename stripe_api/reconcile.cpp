@@ -4,6 +4,7 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <chrono>
 #include <set>
 
 #include "common/http.hpp"
@@ -167,13 +168,20 @@ std::string stripe_events_record(std::string_view site_id, const SyntheticEvent&
          ",\"created\":" + std::to_string(e.created) + ",\"payload\":" + json_quoted(e.payload) + "}";
 }
 
+std::int64_t delivered_scan_start(const ReconcileWindow& window) noexcept {
+  const std::int64_t lookback =
+      std::max<std::int64_t>({0, window.session_lookback, window.charge_lookback});
+  return window.since - lookback - 3600;
+}
+
 FetchOutcome fetch_reconcile_events(const StripeClient& client, const ReconcileWindow& window) {
   FetchOutcome out;
-  std::set<std::string> seen_changes;
-  std::set<std::string> listed_charges;
-  std::set<std::string> listed_invoices;
-  std::set<std::string> charged_invoices;  // invoices the window's charges paid
   const std::string& version = client.options().stripe_version;
+  const std::int64_t now =
+      window.now > 0 ? window.now
+                     : std::chrono::duration_cast<std::chrono::seconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count();
   auto created_from = [&](std::int64_t from) {
     Form range{{"created[gte]", std::to_string(from)}};
     if (window.until > 0) range.emplace_back("created[lt]", std::to_string(window.until));
@@ -182,7 +190,7 @@ FetchOutcome fetch_reconcile_events(const StripeClient& client, const ReconcileW
   auto in_window = [&](std::int64_t t) {
     return t >= window.since && (window.until <= 0 || t < window.until);
   };
-
+  std::set<std::string> seen_changes;
   auto take = [&](std::string_view kind, std::string_view json) {
     std::string why;
     auto e = synthesize_event(kind, json, version, why);
@@ -197,36 +205,135 @@ FetchOutcome fetch_reconcile_events(const StripeClient& client, const ReconcileW
     out.api = r.error;
     out.error = what + ": " + r.error.describe();
   };
+  simdjson::dom::parser parser;
+
+  // The clock: which objects changed in the window (reconcile.hpp, kEvidenceEventTypes).
+  std::set<std::string> completed_sessions, captured_charges, paid_invoices;
+  Form events = created_from(window.since);
+  for (const auto type : kEvidenceEventTypes) events.emplace_back("types[]", std::string(type));
+  std::size_t listed_events = 0;
+  const auto ev = client.list("/v1/events", events, [&](std::string_view, std::string_view json) {
+    ++listed_events;
+    simdjson::dom::element e;
+    std::string_view type, id;
+    if (parser.parse(json.data(), json.size()).get(e) || e["type"].get_string().get(type) ||
+        e["data"]["object"]["id"].get_string().get(id) || !in_window(int_or(e["created"], 0))) {
+      return true;
+    }
+    if (type.starts_with("checkout.session.")) {
+      completed_sessions.emplace(id);
+    } else if (type == "charge.captured") {
+      captured_charges.emplace(id);
+    } else if (type == "invoice.paid") {
+      paid_invoices.emplace(id);
+    }
+    return true;
+  });
+  out.requests += ev.pages;
+  out.listed["/v1/events"] = listed_events;
+  out.events_complete = true;
+  if (!ev.last.ok()) {
+    if (ev.last.status != 403) {
+      fail("GET /v1/events", ev.last);
+      return out;
+    }
+    out.events_complete = false;
+    out.warnings.push_back(
+        "GET /v1/events: " + ev.last.error.describe() +
+        "; without the Events read permission, sessions completed and charges captured in the "
+        "window are told from the objects alone (expires_at, capture_before), and invoices paid "
+        "in it are found only when created at most 62 days before or named by a charge");
+  }
+  if (window.since < now - kEventRetention) {
+    out.events_complete = false;
+    out.warnings.push_back(
+        "--since is more than 30 days ago, beyond the events Stripe keeps: sessions and charges "
+        "created before the window are kept when they could have changed in it");
+  }
+
+  // Refunds in the window, of charges made before it too: the charge's current snapshot carries
+  // the cumulative refund.
+  std::set<std::string> refunded_charges;
+  std::size_t refunds = 0;
+  const auto rf = client.list("/v1/refunds", created_from(window.since),
+                              [&](std::string_view, std::string_view json) {
+                                ++refunds;
+                                simdjson::dom::element e;
+                                std::string_view charge;
+                                if (!parser.parse(json.data(), json.size()).get(e) &&
+                                    !e["charge"].get_string().get(charge) && !charge.empty()) {
+                                  refunded_charges.emplace(charge);
+                                }
+                                return true;
+                              });
+  out.requests += rf.pages;
+  out.listed["/v1/refunds"] = refunds;
+  if (!rf.last.ok()) {
+    fail("GET /v1/refunds", rf.last);
+    return out;
+  }
+
+  std::set<std::string> listed_sessions, listed_charges, listed_invoices;
+  std::set<std::string> charged_invoices;  // invoices the window's charges paid
+  // Whether an object listed from before the window changed in it (reconcile.hpp).
+  auto session_changed = [&](std::string_view id, const simdjson::dom::element& session) {
+    const std::int64_t created = int_or(session["created"], 0);
+    if (in_window(created) || completed_sessions.contains(std::string(id))) return true;
+    if (out.events_complete || created >= window.since) return false;
+    const std::int64_t expires = int_or(session["expires_at"], 0);
+    return (expires > 0 ? expires : created + kSessionCompletionLookback) >= window.since;
+  };
+  auto charge_changed = [&](std::string_view id, const simdjson::dom::element& charge) {
+    const std::string key(id);
+    const std::int64_t created = int_or(charge["created"], 0);
+    if (in_window(created) || captured_charges.contains(key) || refunded_charges.contains(key)) {
+      return true;
+    }
+    if (out.events_complete || created >= window.since) return false;
+    const std::int64_t capture_before =
+        int_or(charge["payment_method_details"]["card"]["capture_before"], 0);
+    return capture_before >= window.since;
+  };
   struct Listing {
     const char* path;
     const char* kind;
     Form query;
   };
-  Form sessions = created_from(window.since);
+  Form sessions = created_from(window.since - std::max<std::int64_t>(0, window.session_lookback));
   sessions.emplace_back("status", "complete");
   Form invoices = created_from(window.since - std::max<std::int64_t>(0, window.invoice_lookback));
   invoices.emplace_back("status", "paid");
   const std::vector<Listing> listings{
       {"/v1/checkout/sessions", "checkout.session", std::move(sessions)},
-      {"/v1/charges", "charge", created_from(window.since)},
+      {"/v1/charges", "charge",
+       created_from(window.since - std::max<std::int64_t>(0, window.charge_lookback))},
       {"/v1/invoices", "invoice", std::move(invoices)},
   };
-  simdjson::dom::parser parser;
   for (const auto& l : listings) {
     const std::string_view kind = l.kind;
     std::size_t n = 0;
     auto r = client.list(l.path, l.query, [&](std::string_view id, std::string_view json) {
       ++n;
-      if (kind == "charge") {
+      simdjson::dom::element obj;
+      const bool parsed = !parser.parse(json.data(), json.size()).get(obj);
+      if (kind == "checkout.session") {
+        listed_sessions.emplace(id);
+        if (!parsed || !session_changed(id, obj)) {
+          ++out.skipped;
+          return true;
+        }
+      } else if (kind == "charge") {
         listed_charges.emplace(id);
+        if (!parsed || !charge_changed(id, obj)) {
+          ++out.skipped;
+          return true;
+        }
         // Before basil a charge names the invoice it paid (kReconcileApiVersion).
-        simdjson::dom::element charge;
         std::string_view invoice;
-        if (!parser.parse(json.data(), json.size()).get(charge) &&
-            !charge["invoice"].get_string().get(invoice) && !invoice.empty()) {
+        if (!obj["invoice"].get_string().get(invoice) && !invoice.empty()) {
           charged_invoices.emplace(invoice);
         }
-      } else if (kind == "invoice") {
+      } else {
         listed_invoices.emplace(id);
       }
       take(kind, json);
@@ -239,48 +346,28 @@ FetchOutcome fetch_reconcile_events(const StripeClient& client, const ReconcileW
       return out;
     }
   }
-  // Invoices paid in the window by a charge but created before even the wider creation window.
-  for (const auto& invoice : charged_invoices) {
-    if (listed_invoices.contains(invoice)) continue;
-    auto i = client.get("/v1/invoices/" + percent_encode(invoice));
-    ++out.requests;
-    if (!i.ok()) {
-      fail("GET /v1/invoices/" + invoice, i);
-      return out;
+
+  // What changed in the window but no listing showed: retrieved by id.
+  auto retrieve = [&](const std::string& path, const char* kind,
+                      const std::set<std::string>& ids, const std::set<std::string>& listed) {
+    for (const auto& id : ids) {
+      if (listed.contains(id)) continue;
+      auto r = client.get(path + percent_encode(id));
+      ++out.requests;
+      if (!r.ok()) {
+        fail("GET " + path + id, r);
+        return false;
+      }
+      take(kind, r.body);
     }
-    take("invoice", i.body);
-  }
-  // Refunds in the window of charges made before it: the charge's current snapshot carries the
-  // cumulative refund.
-  std::set<std::string> refunded_charges;
-  std::size_t refunds = 0;
-  auto r = client.list("/v1/refunds", created_from(window.since),
-                       [&](std::string_view, std::string_view json) {
-                         ++refunds;
-                         simdjson::dom::element e;
-                         std::string_view charge;
-                         if (!parser.parse(json.data(), json.size()).get(e) &&
-                             !e["charge"].get_string().get(charge) &&
-                             !listed_charges.contains(std::string(charge))) {
-                           refunded_charges.emplace(charge);
-                         }
-                         return true;
-                       });
-  out.requests += r.pages;
-  out.listed["/v1/refunds"] = refunds;
-  if (!r.last.ok()) {
-    fail("GET /v1/refunds", r.last);
-    return out;
-  }
-  for (const auto& charge : refunded_charges) {
-    auto c = client.get("/v1/charges/" + percent_encode(charge));
-    ++out.requests;
-    if (!c.ok()) {
-      fail("GET /v1/charges/" + charge, c);
-      return out;
-    }
-    take("charge", c.body);
-  }
+    return true;
+  };
+  std::set<std::string> changed_charges = captured_charges;
+  changed_charges.insert(refunded_charges.begin(), refunded_charges.end());
+  paid_invoices.insert(charged_invoices.begin(), charged_invoices.end());
+  if (!retrieve("/v1/charges/", "charge", changed_charges, listed_charges)) return out;
+  if (!retrieve("/v1/invoices/", "invoice", paid_invoices, listed_invoices)) return out;
+  retrieve("/v1/checkout/sessions/", "checkout.session", completed_sessions, listed_sessions);
   return out;
 }
 

@@ -84,6 +84,9 @@ const BAD = [
   { topic: 'revtrace.dead-letter.v1', name: 'unknown encoding', edit: (r) => { r.original_encoding = 'latin1'; }, keyword: 'enum', path: '/original_encoding' },
   { topic: 'revtrace.dead-letter.v1', name: 'negative partition', edit: (r) => { r.partition = -1; }, keyword: 'minimum', path: '/partition' },
   { topic: 'revtrace.dead-letter.v1', name: 'key missing (must be null, not absent)', edit: (r) => { delete r.key; }, keyword: 'required', path: '', missing: 'key' },
+  { topic: 'revtrace.ad-spend.v1', name: 'livemode as a string', edit: (r) => { r.livemode = 'false'; }, keyword: 'type', path: '/livemode' },
+  { topic: 'revtrace.ad-spend.v1', name: 'livemode as a number', edit: (r) => { r.livemode = 0; }, keyword: 'type', path: '/livemode' },
+  { topic: 'revtrace.ad-spend.v1', name: 'livemode null', edit: (r) => { r.livemode = null; }, keyword: 'type', path: '/livemode' },
 ];
 
 // Edge cases that must be accepted.
@@ -111,6 +114,8 @@ const GOOD = [
       Object.assign(r, { source: 'api', api_version: null, payload: JSON.stringify(ev) });
     },
   },
+  { topic: 'revtrace.ad-spend.v1', name: 'livemode false (spend against test-mode revenue)', edit: (r) => { r.livemode = false; } },
+  { topic: 'revtrace.ad-spend.v1', name: 'livemode absent (live spend, written before the field)', edit: (r) => { delete r.livemode; } },
   { topic: 'revtrace.dead-letter.v1', name: 'binary value as base64, null key', edit: (r) => { Object.assign(r, { key: null, original: Buffer.from([0xff, 0xfe, 0x00, 0x7b]).toString('base64'), original_encoding: 'base64' }); } },
 ];
 

@@ -2,9 +2,11 @@
 // - [reconcile_e2e] `revtrace reconcile` against a loopback fake Stripe API serving paginated
 //   lists built from /work/shared/stripe-fixtures: a charge whose signed webhook came through the
 //   gateway first is not appended again; a checkout session and its charge that only the API
-//   shows are appended and counted as one payment (exact amount, net, method, touch); the
-//   session's late webhook adds no second payment; a second reconcile appends nothing; a secret
-//   key is warned about.
+//   shows are appended and counted as one payment (exact amount, net, method, touch); so are a
+//   session created before the window and completed in it, and a charge authorised before it and
+//   captured in it (their events say when), while one that completed before the window is not;
+//   the session's late webhook adds no second payment; a second reconcile appends nothing; a
+//   secret key is warned about.
 // - [query_routes] the query server's Payment Links routes against stripe-mock: create (201,
 //   recorded in revtrace.payment-links.v1), list, 401/403 isolation, 400 naming the parameter,
 //   Stripe's refusal surfaced.
@@ -200,10 +202,63 @@ TEST_CASE("reconcile end to end: what only the API shows is appended and counted
   };
   const std::string hook_charge = succeeded_charge(hook_charge_id, hook_intent_id, 2500,
                                                    paid_at - 300, visitor_metadata);
+  // Objects created before the window (`--since now - 1 h`) that changed in it, told by their
+  // events (GET /v1/events): payment C, a session created two hours before the window and
+  // completed in it, with its charge; payment E, a charge authorised two days before the window
+  // and captured in it. Payment D, a session and its charge completed before the window, is
+  // listed (the listings reach 24 h and 7 days back) but has no event in the window: not appended.
+  const std::int64_t since_s = now - 3600;
+  const std::string c_session_id = "cs_test_" + tag + "_c";
+  const std::string c_intent_id = "pi_" + tag + "_c";
+  const std::string c_charge_id = "ch_" + tag + "_c";
+  const std::string e_charge_id = "ch_" + tag + "_e";
+  const std::string e_intent_id = "pi_" + tag + "_e";
+  const std::int64_t c_created = since_s - 7200;
+  const std::int64_t e_created = since_s - 2 * 86400;
+  auto completed_session = [&](const std::string& id, const std::string& intent, int amount,
+                               std::int64_t created) {
+    return fixture_object("checkout.session", {{"id", quoted(id)},
+                                               {"status", quoted("complete")},
+                                               {"payment_status", quoted("paid")},
+                                               {"amount_subtotal", std::to_string(amount)},
+                                               {"amount_total", std::to_string(amount)},
+                                               {"currency", quoted("usd")},
+                                               {"created", std::to_string(created)},
+                                               {"expires_at", std::to_string(created + 86400)},
+                                               {"payment_intent", quoted(intent)},
+                                               {"metadata", visitor_metadata}});
+  };
+  // A manual capture: the authorisation would have lapsed at capture_before.
+  const std::string e_charge = fixture_object(
+      "charge", {{"id", quoted(e_charge_id)},
+                 {"status", quoted("succeeded")},
+                 {"paid", "true"},
+                 {"captured", "true"},
+                 {"amount", "700"},
+                 {"amount_captured", "700"},
+                 {"amount_refunded", "0"},
+                 {"refunded", "false"},
+                 {"currency", quoted("usd")},
+                 {"created", std::to_string(e_created)},
+                 {"payment_intent", quoted(e_intent_id)},
+                 {"payment_method_details",
+                  R"({"type":"card","card":{"brand":"visa","capture_before":)" +
+                      std::to_string(since_s + 5 * 86400) + "}}"},
+                 {"metadata", visitor_metadata}});
+  auto event = [](const std::string& id, const std::string& type, std::int64_t created,
+                  const std::string& object_id) {
+    return R"({"id":")" + id + R"(","object":"event","api_version":"2025-02-24.acacia","type":")" +
+           type + R"(","created":)" + std::to_string(created) +
+           R"(,"livemode":false,"data":{"object":{"id":")" + object_id + "\"}}}";
+  };
 
-  // Stripe as the API shows it: the paid session (page 1) and an abandoned one (page 2); the
-  // session's charge, B's charge and two declined charges (4 pages); a draft invoice; no refunds.
+  // Stripe as the API shows it: the paid session (page 1), an abandoned one (page 2), C's and D's
+  // sessions; the session's charge, B's charge, two declined charges, C's, D's and E's charges
+  // (7 pages); a draft invoice; no refunds; the events of the window for C and E.
   const std::map<std::string, std::vector<std::string>> lists{
+      {"/v1/events",
+       {event("evt_" + tag + "_c", "checkout.session.completed", paid_at + 20, c_session_id),
+        event("evt_" + tag + "_e", "charge.captured", paid_at + 40, e_charge_id)}},
       {"/v1/checkout/sessions",
        {fixture_object("checkout.session",
                        {{"id", quoted(session_id)},
@@ -217,7 +272,9 @@ TEST_CASE("reconcile end to end: what only the API shows is appended and counted
                         {"metadata", visitor_metadata}}),
         fixture_object("checkout.session", {{"id", quoted(session_id + "_open")},
                                             {"created", std::to_string(paid_at - 60)},
-                                            {"payment_intent", quoted(intent_id + "_open")}})}},
+                                            {"payment_intent", quoted(intent_id + "_open")}}),
+        completed_session(c_session_id, c_intent_id, 1500, c_created),
+        completed_session("cs_test_" + tag + "_d", "pi_" + tag + "_d", 900, since_s - 10800)}},
       {"/v1/charges",
        {succeeded_charge(charge_id, intent_id, 4900, paid_at + 5, "{}"),
         hook_charge,
@@ -230,7 +287,12 @@ TEST_CASE("reconcile end to end: what only the API shows is appended and counted
                                   {"status", quoted("failed")},
                                   {"paid", "false"},
                                   {"created", std::to_string(paid_at - 180)},
-                                  {"payment_intent", quoted(intent_id + "_d")}})}},
+                                  {"payment_intent", quoted(intent_id + "_d")}}),
+        // C's charge, made when the session completed (in the window)
+        succeeded_charge(c_charge_id, c_intent_id, 1500, paid_at + 20, "{}"),
+        // D's charge, captured when made, before the window
+        succeeded_charge("ch_" + tag + "_dd", "pi_" + tag + "_d", 900, since_s - 9000, "{}"),
+        e_charge}},
       {"/v1/invoices",
        {fixture_object("invoice", {{"id", quoted("in_" + tag)},
                                    {"status", quoted("draft")},
@@ -301,7 +363,7 @@ TEST_CASE("reconcile end to end: what only the API shows is appended and counted
     return out;
   };
   using StripeRecords = std::vector<std::tuple<std::string, std::string, std::string>>;
-  const std::string since = std::to_string(now - 3600);
+  const std::string since = std::to_string(since_s);
   auto reconcile = [&](const std::string& name, const std::string& config_file,
                        const std::vector<std::string>& extra = {}) {
     std::vector<std::string> argv{bin, "reconcile", "--config", config_file, "--site", site,
@@ -338,39 +400,68 @@ TEST_CASE("reconcile end to end: what only the API shows is appended and counted
   INFO("processor log:\n" << processor.log());
   REQUIRE(after_hook_b.size() == 1);
 
-  // 2. Reconcile: payment A (session and charge) is missing and appended; B's charge is the change
-  // the webhook delivered, so nothing is appended for it.
+  // 2. Reconcile: payment A (session and charge), C (session and charge) and E (charge) are
+  // missing and appended; B's charge is the change the webhook delivered, so nothing is appended
+  // for it; D changed before the window.
   const auto first = reconcile("reconcile-1", config);
   INFO("first reconcile: " << first);
-  CHECK(first.find(R"("changes":3,"already_delivered":1,"missing":2,"appended":2)") !=
+  CHECK(first.find(R"("changes":6,"already_delivered":1,"missing":5,"appended":5)") !=
         std::string::npos);
+  CHECK(first.find(R"("events_complete":true)") != std::string::npos);
   CHECK(first.find("not a restricted key") == std::string::npos);  // an rk_ key: no warning
   // Every listing was paged through to its end.
-  std::size_t session_pages = 0, charge_pages = 0;
+  // Every listing was paged through to its end, from the widened creation windows; nothing
+  // needed retrieving.
+  std::size_t event_pages = 0, session_pages = 0, charge_pages = 0, invoice_pages = 0;
+  std::vector<std::string> first_pages;
   for (const auto& r : stripe.requests()) {
     const std::string t(r.target());
     CHECK(std::string(r[fake_http::field::authorization]) == "Bearer rk_test_reconcile");
     CHECK(std::string(r["Stripe-Version"]) == "2025-02-24.acacia");
+    event_pages += t.starts_with("/v1/events");
     session_pages += t.starts_with("/v1/checkout/sessions");
     charge_pages += t.starts_with("/v1/charges");
+    invoice_pages += t.starts_with("/v1/invoices");
     if (t.starts_with("/v1/checkout/sessions") && session_pages == 2) {
       CHECK(t.find("starting_after=" + session_id) != std::string::npos);
     }
+    if (t.find("starting_after=") == std::string::npos) first_pages.push_back(t);
   }
-  CHECK(session_pages == 2);
-  CHECK(charge_pages == 4);
-  // Oldest first: the session (created at paid_at), then its charge (5 s later).
+  CHECK(event_pages == 2);
+  CHECK(session_pages == 4);
+  CHECK(charge_pages == 7);
+  CHECK(invoice_pages == 1);
+  CHECK(first_pages ==
+        std::vector<std::string>{
+            "/v1/events?created[gte]=" + since +
+                "&types[]=checkout.session.completed&types[]=checkout.session.async_payment_succeeded"
+                "&types[]=charge.captured&types[]=invoice.paid&limit=100",
+            "/v1/refunds?created[gte]=" + since + "&limit=100",
+            "/v1/checkout/sessions?created[gte]=" + std::to_string(since_s - 86400) +
+                "&status=complete&limit=100",
+            "/v1/charges?created[gte]=" + std::to_string(since_s - 7 * 86400) + "&limit=100",
+            "/v1/invoices?created[gte]=" + std::to_string(since_s - 62 * 86400) +
+                "&status=paid&limit=100"});
+  // Oldest first: E's charge (authorised two days before), C's session (two hours before), A's
+  // session (created at paid_at), A's charge (5 s later), C's charge (20 s later).
   CHECK(stripe_records() == StripeRecords{{"webhook", "charge.succeeded", hook_charge_id},
+                                          {"api", "charge.succeeded", e_charge_id},
+                                          {"api", "checkout.session.completed", c_session_id},
                                           {"api", "checkout.session.completed", session_id},
-                                          {"api", "charge.succeeded", charge_id}});
+                                          {"api", "charge.succeeded", charge_id},
+                                          {"api", "charge.succeeded", c_charge_id}});
 
   auto check_payments = [&](const std::map<std::string, std::string>& latest) {
-    REQUIRE(latest.size() == 2);  // A and B, each once
+    REQUIRE(latest.size() == 4);  // A, B, C and E, each once
     const auto a = payment_with_charge(latest, charge_id);
     const auto b = payment_with_charge(latest, hook_charge_id);
-    INFO("payments:\n" << a << "\n" << b);
+    const auto c = payment_with_charge(latest, c_charge_id);
+    const auto e = payment_with_charge(latest, e_charge_id);
+    INFO("payments:\n" << a << "\n" << b << "\n" << c << "\n" << e);
     REQUIRE_FALSE(a.empty());
     REQUIRE_FALSE(b.empty());
+    REQUIRE_FALSE(c.empty());
+    REQUIRE_FALSE(e.empty());
     simdjson::dom::element rec = parser.parse(a);
     CHECK(std::string_view(rec["site_id"]) == site);
     CHECK(int64_t(rec["amount"]) == 4900);
@@ -396,6 +487,22 @@ TEST_CASE("reconcile end to end: what only the API shows is appended and counted
     CHECK(std::string_view(rec["method"]) == "metadata");
     CHECK(rec["stripe"]["checkout_session"].is_null());
     CHECK(std::string_view(rec["stripe"]["payment_intent"]) == hook_intent_id);
+    // C: its session and its charge are one payment, dated at the session's creation.
+    rec = parser.parse(c);
+    CHECK(int64_t(rec["amount"]) == 1500);
+    CHECK(std::string_view(rec["currency"]) == "usd");
+    CHECK(int64_t(rec["net"]) == 1500);
+    CHECK(int64_t(rec["paid_at"]) == c_created * 1000);
+    CHECK(std::string_view(rec["stripe"]["checkout_session"]) == c_session_id);
+    CHECK(std::string_view(rec["stripe"]["payment_intent"]) == c_intent_id);
+    // E: the captured authorisation, dated at the charge.
+    rec = parser.parse(e);
+    CHECK(int64_t(rec["amount"]) == 700);
+    CHECK(std::string_view(rec["currency"]) == "usd");
+    CHECK(int64_t(rec["net"]) == 700);
+    CHECK(int64_t(rec["paid_at"]) == e_created * 1000);
+    CHECK(rec["stripe"]["checkout_session"].is_null());
+    CHECK(std::string_view(rec["stripe"]["payment_intent"]) == e_intent_id);
   };
   const auto after_reconcile = payments();
   check_payments(after_reconcile);
@@ -404,7 +511,7 @@ TEST_CASE("reconcile end to end: what only the API shows is appended and counted
   // was created): still one payment A, same amount and net.
   webhook("evt_" + tag + "_a", "checkout.session.completed", paid_at + 90,
           lists.at("/v1/checkout/sessions")[0]);
-  REQUIRE(stripe_records().size() == 4);
+  REQUIRE(stripe_records().size() == 7);
   const auto after_webhook = payments();
   check_payments(after_webhook);
   const auto revenue_records = records_of(bootstrap, revenue_topic, site).size();
@@ -412,9 +519,9 @@ TEST_CASE("reconcile end to end: what only the API shows is appended and counted
   // 4. A second reconcile finds every change delivered: nothing appended, nothing recounted.
   const auto second = reconcile("reconcile-2", config);
   INFO("second reconcile: " << second);
-  CHECK(second.find(R"("changes":3,"already_delivered":3,"missing":0,"appended":0)") !=
+  CHECK(second.find(R"("changes":6,"already_delivered":6,"missing":0,"appended":0)") !=
         std::string::npos);
-  CHECK(stripe_records().size() == 4);
+  CHECK(stripe_records().size() == 7);
   check_payments(payments());
   CHECK(records_of(bootstrap, revenue_topic, site).size() == revenue_records);
 
@@ -425,7 +532,7 @@ TEST_CASE("reconcile end to end: what only the API shows is appended and counted
   INFO("reconcile with a secret key: " << warned);
   CHECK(warned.find("stripe_api_key is a secret key (sk_...), not a restricted key (rk_...)") !=
         std::string::npos);
-  CHECK(warned.find(R"("already_delivered":3,"missing":0,"appended":0,"dry_run":true)") !=
+  CHECK(warned.find(R"("already_delivered":6,"missing":0,"appended":0,"dry_run":true)") !=
         std::string::npos);
 
   gateway.signal(SIGTERM);

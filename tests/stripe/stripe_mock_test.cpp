@@ -62,6 +62,75 @@ std::string fixture(const std::string& name) {
   return ss.str();
 }
 
+// Objects and pages of a Stripe account, for the loopback fakes of the reconcile tests.
+std::string paid_invoice(const std::string& id, std::int64_t created, std::int64_t paid_at) {
+  return R"({"id":")" + id + R"(","object":"invoice","status":"paid","livemode":false,"created":)" +
+         std::to_string(created) + R"(,"amount_paid":1000,"currency":"usd","status_transitions":{"paid_at":)" +
+         std::to_string(paid_at) + "}}";
+}
+
+// A succeeded, captured charge of 1000; `capture_before` > 0 makes it a manual capture, `invoice`
+// names the invoice it paid.
+std::string captured_charge(const std::string& id, std::int64_t created,
+                            const std::string& invoice_id = {}, std::int64_t capture_before = 0,
+                            int refunded = 0) {
+  return R"({"id":")" + id + R"(","object":"charge","status":"succeeded","paid":true,"captured":true,)"
+         R"("amount":1000,"amount_captured":1000,"amount_refunded":)" + std::to_string(refunded) +
+         R"(,"currency":"usd","livemode":false,"created":)" + std::to_string(created) +
+         R"(,"payment_method_details":{"type":"card","card":{"brand":"visa")" +
+         (capture_before > 0 ? ",\"capture_before\":" + std::to_string(capture_before) : "") +
+         "}},\"invoice\":" + (invoice_id.empty() ? "null" : "\"" + invoice_id + "\"") + "}";
+}
+
+std::string completed_session(const std::string& id, std::int64_t created, std::int64_t expires_at) {
+  return R"({"id":")" + id + R"(","object":"checkout.session","status":"complete","payment_status":"paid",)"
+         R"("mode":"payment","amount_total":1000,"currency":"usd","livemode":false,"created":)" +
+         std::to_string(created) + R"(,"expires_at":)" + std::to_string(expires_at) + "}";
+}
+
+std::string event(const std::string& id, const std::string& type, std::int64_t created,
+                  const std::string& object_id) {
+  return R"({"id":")" + id + R"(","object":"event","type":")" + type + R"(","created":)" +
+         std::to_string(created) + R"(,"livemode":false,"data":{"object":{"id":")" + object_id + "\"}}}";
+}
+
+std::string refund(const std::string& id, const std::string& charge, std::int64_t created) {
+  return R"({"id":")" + id + R"(","object":"refund","amount":300,"currency":"usd","status":"succeeded",)"
+         R"("charge":")" + charge + R"(","created":)" + std::to_string(created) + "}";
+}
+
+std::string list_of(const std::vector<std::string>& objects) {
+  std::string body = R"({"object":"list","has_more":false,"data":[)";
+  for (std::size_t i = 0; i < objects.size(); ++i) body += (i ? "," : "") + objects[i];
+  return body + "]}";
+}
+
+// Answers each path (query ignored) from `answers`, 404 for anything else.
+FakeResponse answer_paths(const FakeRequest& req, const std::map<std::string, std::string>& answers) {
+  const std::string target(req.target());
+  const auto it = answers.find(target.substr(0, target.find('?')));
+  if (it == answers.end()) {
+    return fake_json(404, R"({"error":{"type":"invalid_request_error","message":"No such object"}})");
+  }
+  return fake_json(200, it->second);
+}
+
+std::map<std::string, std::int64_t> changes_of(const FetchOutcome& out) {
+  std::map<std::string, std::int64_t> events;  // change key -> created
+  for (const auto& e : out.events) events[e.change_key] = e.created;
+  return events;
+}
+
+std::vector<std::string> targets_of(const FakeStripe& fake) {
+  std::vector<std::string> targets;
+  for (const auto& r : fake.requests()) targets.emplace_back(r.target());
+  return targets;
+}
+
+const std::string kEvidenceTypes =
+    "types[]=checkout.session.completed&types[]=checkout.session.async_payment_succeeded&"
+    "types[]=charge.captured&types[]=invoice.paid";
+
 }  // namespace
 
 TEST_CASE("stripe-mock: Payment Links are created with the parameters Stripe expects",
@@ -190,6 +259,7 @@ TEST_CASE("stripe-mock: the reconcile listings' parameters are valid", "[stripe_
   const auto out = fetch_reconcile_events(client, {1700000000, 0});
   INFO(out.error);
   REQUIRE(out.error.empty());
+  CHECK(out.listed.at("/v1/events") >= 1);  // types[] and created accepted
   CHECK(out.listed.at("/v1/checkout/sessions") >= 1);
   CHECK(out.listed.at("/v1/charges") >= 1);
   CHECK(out.listed.at("/v1/invoices") >= 1);
@@ -292,72 +362,203 @@ TEST_CASE("reconcile: invoices paid in the window are found whenever they were c
   const std::int64_t since = 1750000000;
   const std::int64_t until = since + 1000;
   const std::int64_t day = 86400;
-  auto invoice = [](const std::string& id, std::int64_t created, std::int64_t paid_at) {
-    return R"({"id":")" + id + R"(","object":"invoice","status":"paid","livemode":false,"created":)" +
-           std::to_string(created) + R"(,"amount_paid":1000,"currency":"usd","status_transitions":{"paid_at":)" +
-           std::to_string(paid_at) + "}}";
-  };
-  auto charge = [](const std::string& id, std::int64_t created, const std::string& invoice_id) {
-    return R"({"id":")" + id + R"(","object":"charge","status":"succeeded","paid":true,"captured":true,)"
-           R"("amount":1000,"amount_captured":1000,"amount_refunded":0,"currency":"usd","livemode":false,"created":)" +
-           std::to_string(created) + R"(,"invoice":")" + invoice_id + "\"}";
-  };
-  auto list = [](const std::vector<std::string>& objects) {
-    std::string body = R"({"object":"list","has_more":false,"data":[)";
-    for (std::size_t i = 0; i < objects.size(); ++i) body += (i ? "," : "") + objects[i];
-    return body + "]}";
-  };
   const std::map<std::string, std::string> answers{
-      {"/v1/checkout/sessions", list({})},
+      // invoice.paid in the window: an invoice created long before, paid without a charge (from
+      // the customer's balance); and one the listing shows as well.
+      {"/v1/events", list_of({event("evt_balance", "invoice.paid", since + 70, "in_balance"),
+                              event("evt_listed", "invoice.paid", since + 20, "in_listed")})},
+      {"/v1/refunds", list_of({})},
+      {"/v1/checkout/sessions", list_of({})},
       // Two payments of the window, each naming the invoice it paid.
-      {"/v1/charges", list({charge("ch_pays_listed", since + 20, "in_listed"),
-                            charge("ch_pays_ancient", since + 50, "in_ancient")})},
+      {"/v1/charges", list_of({captured_charge("ch_pays_listed", since + 20, "in_listed"),
+                               captured_charge("ch_pays_ancient", since + 50, "in_ancient")})},
       // Listed by creation since since - 62 days:
       {"/v1/invoices",
-       list({invoice("in_listed", since + 10, since + 20),        // created and paid in the window
-             invoice("in_early", since - 10 * day, since + 100),  // created before, paid in it
-             invoice("in_before", since - 5 * day, since - 3600),  // paid before the window
-             invoice("in_after", since + 10, until + 4000)})},    // paid after the window
+       list_of({paid_invoice("in_listed", since + 10, since + 20),        // created and paid in the window
+                paid_invoice("in_early", since - 10 * day, since + 100),  // created before, paid in it
+                paid_invoice("in_before", since - 5 * day, since - 3600),  // paid before the window
+                paid_invoice("in_after", since + 10, until + 4000)})},    // paid after the window
       // Created before even the wider window (a long dunning), paid by ch_pays_ancient.
-      {"/v1/invoices/in_ancient", invoice("in_ancient", since - 100 * day, since + 50)},
-      {"/v1/refunds", list({})},
+      {"/v1/invoices/in_ancient", paid_invoice("in_ancient", since - 100 * day, since + 50)},
+      {"/v1/invoices/in_balance", paid_invoice("in_balance", since - 200 * day, since + 70)},
   };
-  FakeStripe fake([&](const FakeRequest& req) {
-    const std::string target(req.target());
-    const auto it = answers.find(target.substr(0, target.find('?')));
-    if (it == answers.end()) {
-      return fake_json(404, R"({"error":{"type":"invalid_request_error","message":"No such object"}})");
-    }
-    return fake_json(200, it->second);
-  });
+  FakeStripe fake([&](const FakeRequest& req) { return answer_paths(req, answers); });
   auto o = options(fake.base_url());
   o.stripe_version = std::string(kReconcileApiVersion);
-  const auto out = fetch_reconcile_events(StripeClient(o), {since, until});
+  ReconcileWindow window;
+  window.since = since;
+  window.until = until;
+  window.now = until + 60;
+  const auto out = fetch_reconcile_events(StripeClient(o), window);
   INFO(out.error);
   REQUIRE(out.error.empty());
-  std::map<std::string, std::int64_t> events;  // change key -> created
-  for (const auto& e : out.events) events[e.change_key] = e.created;
-  CHECK(events == std::map<std::string, std::int64_t>{
-                      {"charge/ch_pays_listed/1000/0", since + 20},
-                      {"charge/ch_pays_ancient/1000/0", since + 50},
-                      {"invoice/in_listed/paid", since + 20},
-                      {"invoice/in_early/paid", since + 100},
-                      {"invoice/in_ancient/paid", since + 50},
-                  });
+  CHECK(out.events_complete);
+  CHECK(out.warnings.empty());
+  CHECK(changes_of(out) == std::map<std::string, std::int64_t>{
+                               {"charge/ch_pays_listed/1000/0", since + 20},
+                               {"charge/ch_pays_ancient/1000/0", since + 50},
+                               {"invoice/in_listed/paid", since + 20},
+                               {"invoice/in_early/paid", since + 100},
+                               {"invoice/in_ancient/paid", since + 50},
+                               {"invoice/in_balance/paid", since + 70},
+                           });
   CHECK(out.skipped == 2);  // in_before, in_after
-  std::vector<std::string> targets;
-  for (const auto& r : fake.requests()) targets.emplace_back(r.target());
-  const std::string window = "created[gte]=" + std::to_string(since) +
-                             "&created[lt]=" + std::to_string(until);
-  CHECK(targets == std::vector<std::string>{
-                       "/v1/checkout/sessions?" + window + "&status=complete&limit=100",
-                       "/v1/charges?" + window + "&limit=100",
-                       "/v1/invoices?created[gte]=" + std::to_string(since - 62 * day) +
-                           "&created[lt]=" + std::to_string(until) + "&status=paid&limit=100",
-                       "/v1/invoices/in_ancient",
-                       "/v1/refunds?" + window + "&limit=100",
-                   });
-  CHECK(out.requests == 5);
+  const std::string window_q = "created[gte]=" + std::to_string(since) +
+                               "&created[lt]=" + std::to_string(until);
+  auto from = [&](std::int64_t start) {
+    return "created[gte]=" + std::to_string(start) + "&created[lt]=" + std::to_string(until);
+  };
+  CHECK(targets_of(fake) == std::vector<std::string>{
+                                "/v1/events?" + window_q + "&" + kEvidenceTypes + "&limit=100",
+                                "/v1/refunds?" + window_q + "&limit=100",
+                                "/v1/checkout/sessions?" + from(since - day) + "&status=complete&limit=100",
+                                "/v1/charges?" + from(since - 7 * day) + "&limit=100",
+                                "/v1/invoices?" + from(since - 62 * day) + "&status=paid&limit=100",
+                                "/v1/invoices/in_ancient",
+                                "/v1/invoices/in_balance",
+                            });
+  CHECK(out.requests == 7);
+}
+
+TEST_CASE("reconcile: sessions completed and charges captured in the window are found though "
+          "created before it",
+          "[stripe_mock][reconcile]") {
+  const std::int64_t since = 1750000000;
+  const std::int64_t until = since + 1000;
+  const std::int64_t day = 86400;
+  const std::int64_t hour = 3600;
+  // Events as Stripe lists them for the window (it filters by `created`).
+  const std::string events =
+      list_of({event("evt_1", "checkout.session.completed", since + 30, "cs_early"),
+               event("evt_2", "charge.captured", since + 40, "ch_auth"),
+               // an extended authorisation (up to 30 days): not in the 7-day listing
+               event("evt_3", "charge.captured", since + 50, "ch_extended"),
+               // a bank debit paid days after its session completed unpaid
+               event("evt_4", "checkout.session.async_payment_succeeded", since + 60, "cs_bank"),
+               // outside the window (a server that does not filter): no evidence
+               event("evt_5", "checkout.session.completed", since - 10, "cs_before")});
+  std::map<std::string, std::string> answers{
+      {"/v1/events", events},
+      {"/v1/refunds", list_of({refund("re_1", "ch_refund", since + 70)})},
+      {"/v1/checkout/sessions",
+       list_of({completed_session("cs_in", since + 10, since + 10 + day),
+                // created an hour before, completed in the window (evt_1)
+                completed_session("cs_early", since - hour, since - hour + day),
+                // created two hours before, completed before the window: no event in it
+                completed_session("cs_before", since - 2 * hour, since - 2 * hour + day),
+                // expired before the window began
+                completed_session("cs_expired", since - 20 * hour, since - 1)})},
+      {"/v1/charges",
+       list_of({captured_charge("ch_in", since + 20),
+                // authorised 2 days before, captured in the window (evt_2)
+                captured_charge("ch_auth", since - 2 * day, {}, since + 5 * day),
+                // captured automatically when created, 3 days before
+                captured_charge("ch_auto", since - 3 * day),
+                // authorised 4 days before and captured before the window: no event in it
+                captured_charge("ch_manual_before", since - 4 * day, {}, since + 3 * day),
+                // captured 6 days before, refunded in the window (re_1)
+                captured_charge("ch_refund", since - 6 * day, {}, 0, 300)})},
+      {"/v1/invoices", list_of({})},
+      {"/v1/charges/ch_extended", captured_charge("ch_extended", since - 20 * day, {}, since + 10 * day)},
+      {"/v1/checkout/sessions/cs_bank", completed_session("cs_bank", since - 5 * day, since - 4 * day)},
+  };
+  auto o = options("");
+  o.stripe_version = std::string(kReconcileApiVersion);
+  ReconcileWindow window;
+  window.since = since;
+  window.until = until;
+  window.now = until + 60;
+  const std::string window_q = "created[gte]=" + std::to_string(since) +
+                               "&created[lt]=" + std::to_string(until);
+  auto from = [&](std::int64_t start) {
+    return "created[gte]=" + std::to_string(start) + "&created[lt]=" + std::to_string(until);
+  };
+  const std::vector<std::string> listings{
+      "/v1/events?" + window_q + "&" + kEvidenceTypes + "&limit=100",
+      "/v1/refunds?" + window_q + "&limit=100",
+      "/v1/checkout/sessions?" + from(since - day) + "&status=complete&limit=100",
+      "/v1/charges?" + from(since - 7 * day) + "&limit=100",
+      "/v1/invoices?" + from(since - 62 * day) + "&status=paid&limit=100",
+  };
+
+  SECTION("with the events: exactly what changed in the window") {
+    FakeStripe fake([&](const FakeRequest& req) { return answer_paths(req, answers); });
+    o.base_url = fake.base_url();
+    const auto out = fetch_reconcile_events(StripeClient(o), window);
+    INFO(out.error);
+    REQUIRE(out.error.empty());
+    CHECK(out.events_complete);
+    CHECK(out.warnings.empty());
+    CHECK(changes_of(out) == std::map<std::string, std::int64_t>{
+                                 {"checkout.session/cs_in/paid", since + 10},
+                                 {"checkout.session/cs_early/paid", since - hour},
+                                 {"checkout.session/cs_bank/paid", since - 5 * day},
+                                 {"charge/ch_in/1000/0", since + 20},
+                                 {"charge/ch_auth/1000/0", since - 2 * day},
+                                 {"charge/ch_extended/1000/0", since - 20 * day},
+                                 {"charge/ch_refund/1000/300", since - 6 * day},
+                             });
+    CHECK(out.skipped == 4);  // cs_before, cs_expired, ch_auto, ch_manual_before
+    auto expected = listings;
+    expected.emplace_back("/v1/charges/ch_extended");
+    expected.emplace_back("/v1/checkout/sessions/cs_bank");
+    CHECK(targets_of(fake) == expected);
+    CHECK(out.listed == std::map<std::string, std::size_t>{{"/v1/events", 5},
+                                                           {"/v1/refunds", 1},
+                                                           {"/v1/checkout/sessions", 4},
+                                                           {"/v1/charges", 5},
+                                                           {"/v1/invoices", 0}});
+  }
+
+  SECTION("without the Events permission: what could have changed in the window") {
+    answers.erase("/v1/events");
+    FakeStripe fake([&](const FakeRequest& req) {
+      if (std::string(req.target()).starts_with("/v1/events")) {
+        return fake_json(403, R"({"error":{"type":"invalid_request_error","message":"The provided key 'rk_test_***' does not have the required permissions for this endpoint. Having the 'rak_event_read' permission would allow this request to continue."}})");
+      }
+      return answer_paths(req, answers);
+    });
+    o.base_url = fake.base_url();
+    const auto out = fetch_reconcile_events(StripeClient(o), window);
+    INFO(out.error);
+    REQUIRE(out.error.empty());
+    CHECK_FALSE(out.events_complete);
+    REQUIRE(out.warnings.size() == 1);
+    CHECK(out.warnings[0].starts_with("GET /v1/events: Stripe API 403 invalid_request_error"));
+    // cs_before and ch_manual_before could have changed in the window and are kept; cs_expired
+    // and ch_auto could not. ch_extended and cs_bank are named by no listing: not found.
+    CHECK(changes_of(out) == std::map<std::string, std::int64_t>{
+                                 {"checkout.session/cs_in/paid", since + 10},
+                                 {"checkout.session/cs_early/paid", since - hour},
+                                 {"checkout.session/cs_before/paid", since - 2 * hour},
+                                 {"charge/ch_in/1000/0", since + 20},
+                                 {"charge/ch_auth/1000/0", since - 2 * day},
+                                 {"charge/ch_manual_before/1000/0", since - 4 * day},
+                                 {"charge/ch_refund/1000/300", since - 6 * day},
+                             });
+    CHECK(out.skipped == 2);  // cs_expired, ch_auto
+    CHECK(targets_of(fake) == listings);
+  }
+
+  SECTION("a window older than Stripe keeps events: the named objects and what could have changed") {
+    FakeStripe fake([&](const FakeRequest& req) { return answer_paths(req, answers); });
+    o.base_url = fake.base_url();
+    window.now = since + 31 * day;
+    const auto out = fetch_reconcile_events(StripeClient(o), window);
+    INFO(out.error);
+    REQUIRE(out.error.empty());
+    CHECK_FALSE(out.events_complete);
+    REQUIRE(out.warnings.size() == 1);
+    CHECK(out.warnings[0].starts_with("--since is more than 30 days ago"));
+    std::set<std::string> keys;
+    for (const auto& e : out.events) keys.insert(e.change_key);
+    CHECK(keys == std::set<std::string>{
+                      "checkout.session/cs_in/paid", "checkout.session/cs_early/paid",
+                      "checkout.session/cs_before/paid", "checkout.session/cs_bank/paid",
+                      "charge/ch_in/1000/0", "charge/ch_auth/1000/0",
+                      "charge/ch_manual_before/1000/0", "charge/ch_extended/1000/0",
+                      "charge/ch_refund/1000/300"});
+  }
 }
 
 TEST_CASE("a server that does not answer in time is a transport error after the deadline",

@@ -319,6 +319,21 @@ TEST_CASE("reconcile: a delivered authorisation does not hide its capture", "[st
         std::string::npos);
 }
 
+TEST_CASE("reconcile: the topic is read from the widened listing window, an hour earlier",
+          "[stripe][reconcile]") {
+  const std::int64_t since = 1750000000;
+  ReconcileWindow window;
+  window.since = since;
+  // Charges are listed from 7 days before (captures), sessions from 24 h before (completions):
+  // whatever either keeps was delivered after the earlier of the two.
+  CHECK(delivered_scan_start(window) == since - 7 * 86400 - 3600);
+  window.charge_lookback = 0;
+  CHECK(delivered_scan_start(window) == since - 86400 - 3600);
+  // The invoices' 62 days do not count: an invoice is kept by its paid_at, in the window.
+  window.session_lookback = 0;
+  CHECK(delivered_scan_start(window) == since - 3600);
+}
+
 TEST_CASE("keys: reconcile warns without a restricted key, links fall back with a warning",
           "[stripe][keys]") {
   CHECK(api_key_kind("rk_test_abc") == KeyKind::restricted);
@@ -330,6 +345,8 @@ TEST_CASE("keys: reconcile warns without a restricted key, links fall back with 
   const auto secret = reconcile_key_warning("acme", "sk_live_abc");
   CHECK(secret.find("site 'acme': stripe_api_key is a secret key (sk_...), not a restricted key "
                     "(rk_...)") == 0);
+  CHECK(secret.find("read access to Checkout Sessions, Charges, Invoices, Refunds and Events,") !=
+        std::string::npos);
   CHECK(reconcile_key_warning("acme", "pk_live_abc").find("publishable") != std::string::npos);
   CHECK(reconcile_key_warning("acme", "abc").find("not a Stripe key of a known kind") !=
         std::string::npos);
