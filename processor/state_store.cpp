@@ -160,6 +160,7 @@ std::uint64_t RocksState::approximate_size() const {
 
 StateCache::StateCache(RocksState& db, StateCacheOptions options)
     : db_(db), options_(options) {
+  map_.reserve(1u << 16);
   writer_ = std::thread([this] {
     std::unique_lock lock(mutex_);
     for (;;) {
@@ -187,13 +188,14 @@ StateCache::~StateCache() {
   writer_.join();
 }
 
-StateCache::Entry& StateCache::slot(std::string_view key) {
-  auto it = map_.find(key);
-  if (it == map_.end()) {
-    it = map_.emplace(std::string(key), Entry{}).first;
-    bytes_ += cost(it->first, it->second);
-  }
-  return it->second;
+StateCache::Node* StateCache::lookup(std::string_view key) {
+  const std::size_t hash = std::hash<std::string_view>{}(key);
+  if (auto it = map_.find(KeyView{key, hash}); it != map_.end()) return it->get();
+  auto node = std::make_unique<Node>(Node{Key{std::string(key), hash}, Entry{}});
+  Node* n = node.get();
+  map_.insert(std::move(node));
+  bytes_ += cost(n->first.bytes, n->second);
+  return n;
 }
 
 void StateCache::load(std::string_view key, Entry& e) {
@@ -204,18 +206,14 @@ void StateCache::load(std::string_view key, Entry& e) {
 }
 
 const std::string* StateCache::find(std::string_view key) {
-  auto it = map_.find(key);
-  if (it == map_.end()) {
-    it = map_.emplace(std::string(key), Entry{}).first;
-    bytes_ += cost(it->first, it->second);
-  }
+  const auto it = lookup(key);
   Entry& e = it->second;
-  if (e.known == Known::unknown) load(it->first, e);
+  if (e.known == Known::unknown) load(it->first.bytes, e);
   e.touched = epoch_;
   return e.known == Known::present ? &e.value : nullptr;
 }
 
-void StateCache::stage(Map::value_type& kv) {
+void StateCache::stage(Node& kv) {
   Entry& e = kv.second;
   if (e.batch != batch_) {
     undo_.push_back({&e, e});
@@ -230,30 +228,22 @@ void StateCache::stage(Map::value_type& kv) {
 }
 
 void StateCache::put(std::string_view key, std::string_view value) {
-  auto it = map_.find(key);
-  if (it == map_.end()) {
-    it = map_.emplace(std::string(key), Entry{}).first;
-    bytes_ += cost(it->first, it->second);
-  }
+  const auto it = lookup(key);
   stage(*it);
   Entry& e = it->second;
   const std::size_t before = e.value.capacity();
   e.value.assign(value);
   e.known = Known::present;
   bytes_ += e.value.capacity() - before;
-  dirty_bytes_ += it->first.size() + value.size();
+  dirty_bytes_ += it->first.bytes.size() + value.size();
 }
 
 void StateCache::erase(std::string_view key) {
-  auto it = map_.find(key);
-  if (it == map_.end()) {
-    it = map_.emplace(std::string(key), Entry{}).first;
-    bytes_ += cost(it->first, it->second);
-  }
+  const auto it = lookup(key);
   stage(*it);
   it->second.value.clear();
   it->second.known = Known::absent;
-  dirty_bytes_ += it->first.size();
+  dirty_bytes_ += it->first.bytes.size();
 }
 
 std::vector<std::string> StateCache::keys(std::string_view begin, std::string_view end) {
@@ -262,7 +252,7 @@ std::vector<std::string> StateCache::keys(std::string_view begin, std::string_vi
   wait_for_write();
   // dirty_ in key order up to sorted_; entries appended since are few (a sort is amortized over
   // the scans of one idle sweep, which reads many ranges between few writes).
-  const auto by_key = [](const Map::value_type* a, const Map::value_type* b) { return a->first < b->first; };
+  const auto by_key = [](const Node* a, const Node* b) { return a->first.bytes < b->first.bytes; };
   if (dirty_.size() - sorted_ > 4096 || (sorted_ == 0 && !dirty_.empty())) {
     std::sort(dirty_.begin() + static_cast<std::ptrdiff_t>(sorted_), dirty_.end(), by_key);
     std::inplace_merge(dirty_.begin(), dirty_.begin() + static_cast<std::ptrdiff_t>(sorted_),
@@ -271,8 +261,9 @@ std::vector<std::string> StateCache::keys(std::string_view begin, std::string_vi
   }
   std::set<std::string, std::less<>> merged;
   for (auto& k : db_.keys(begin, end)) merged.insert(std::move(k));
-  const auto apply = [&](const Map::value_type* kv) {
-    const auto& [k, e] = *kv;
+  const auto apply = [&](const Node* kv) {
+    const auto& [key, e] = *kv;
+    const std::string& k = key.bytes;
     if (!e.dirty || k < begin || k >= end) return;
     if (e.known == Known::present) {
       merged.insert(k);
@@ -282,8 +273,8 @@ std::vector<std::string> StateCache::keys(std::string_view begin, std::string_vi
   };
   const auto sorted_end = dirty_.begin() + static_cast<std::ptrdiff_t>(sorted_);
   auto it = std::lower_bound(dirty_.begin(), sorted_end, begin,
-                             [](const Map::value_type* kv, std::string_view k) { return kv->first < k; });
-  for (; it != sorted_end && (*it)->first < end; ++it) apply(*it);
+                             [](const Node* kv, std::string_view k) { return kv->first.bytes < k; });
+  for (; it != sorted_end && (*it)->first.bytes < end; ++it) apply(*it);
   for (auto t = sorted_end; t != dirty_.end(); ++t) apply(*t);
   return {merged.begin(), merged.end()};
 }
@@ -336,14 +327,11 @@ void StateCache::evict() {
   // clean entry not used in this interval. Everything clean is on disk (the caller waited for the
   // previous write), so an evicted key is read back from the database.
   for (const std::uint32_t keep_from : {epoch_ - 1, epoch_}) {
-    for (auto it = map_.begin(); it != map_.end();) {
-      if (!it->second.dirty && it->second.touched < keep_from) {
-        bytes_ -= cost(it->first, it->second);
-        it = map_.erase(it);
-      } else {
-        ++it;
-      }
-    }
+    boost::unordered::erase_if(map_, [&](const std::unique_ptr<Node>& n) {
+      if (n->second.dirty || n->second.touched >= keep_from) return false;
+      bytes_ -= cost(n->first.bytes, n->second);
+      return true;
+    });
     if (bytes_ <= options_.budget_bytes * 3 / 4) return;
   }
 }
@@ -357,9 +345,10 @@ void StateCache::checkpoint(bool wait) {
   // In key order: the memtable's skip list inserts a run of ascending keys from where the
   // previous one went (its sequential splice) instead of searching from the top for each.
   std::sort(dirty_.begin(), dirty_.end(),
-            [](const Map::value_type* a, const Map::value_type* b) { return a->first < b->first; });
+            [](const Node* a, const Node* b) { return a->first.bytes < b->first.bytes; });
   for (auto* kv : dirty_) {
-    auto& [k, e] = *kv;
+    auto& [key, e] = *kv;
+    const std::string& k = key.bytes;
     e.listed = false;
     if (!e.dirty) continue;
     e.dirty = false;
@@ -407,19 +396,16 @@ void StateCache::drop_partition(std::int32_t partition,
     disk_offsets_.erase({topic, partition});
   }
   dirty_.erase(std::remove_if(dirty_.begin(), dirty_.end(),
-                              [&](Map::value_type* kv) { return kv->first >= begin && kv->first < end; }),
+                              [&](Node* kv) { return kv->first.bytes >= begin && kv->first.bytes < end; }),
                dirty_.end());
   sorted_ = 0;
   dirty_bytes_ = 0;
-  for (auto* kv : dirty_) dirty_bytes_ += kv->first.size() + kv->second.value.size();
-  for (auto it = map_.begin(); it != map_.end();) {
-    if (it->first >= begin && it->first < end) {
-      bytes_ -= cost(it->first, it->second);
-      it = map_.erase(it);
-    } else {
-      ++it;
-    }
-  }
+  for (auto* kv : dirty_) dirty_bytes_ += kv->first.bytes.size() + kv->second.value.size();
+  boost::unordered::erase_if(map_, [&](const std::unique_ptr<Node>& n) {
+    if (n->first.bytes < begin || n->first.bytes >= end) return false;
+    bytes_ -= cost(n->first.bytes, n->second);
+    return true;
+  });
   db_.erase_range(begin, end, offsets);
 }
 

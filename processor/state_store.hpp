@@ -11,6 +11,8 @@
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
+#include <boost/unordered/unordered_flat_set.hpp>
+
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -142,11 +144,45 @@ class StateCache {
     Entry* entry;
     Entry before;
   };
-  using Map = StringMap<Entry>;
+  // One cached key. Nodes are allocated one by one and never move, so the dirty list and the undo
+  // log point at them; the index is an open-addressing table of node pointers (one probe of its
+  // metadata, then the node), keyed by the key's hash, which the node keeps.
+  struct Key {
+    std::string bytes;
+    std::size_t hash;
+  };
+  struct Node {
+    Key first;
+    Entry second;
+  };
+  struct KeyView {
+    std::string_view bytes;
+    std::size_t hash;
+  };
+  struct NodeHash {
+    using is_transparent = void;
+    using is_avalanching = void;  // std::hash<std::string_view> mixes well: no second mixing
+    std::size_t operator()(const std::unique_ptr<Node>& n) const noexcept { return n->first.hash; }
+    std::size_t operator()(const KeyView& k) const noexcept { return k.hash; }
+  };
+  struct NodeEqual {
+    using is_transparent = void;
+    bool operator()(const std::unique_ptr<Node>& a, const std::unique_ptr<Node>& b) const noexcept {
+      return a == b;
+    }
+    bool operator()(const KeyView& k, const std::unique_ptr<Node>& n) const noexcept {
+      return n->first.hash == k.hash && n->first.bytes == k.bytes;
+    }
+    bool operator()(const std::unique_ptr<Node>& n, const KeyView& k) const noexcept {
+      return (*this)(k, n);
+    }
+  };
+  using Map = boost::unordered_flat_set<std::unique_ptr<Node>, NodeHash, NodeEqual>;
+  using Slot = Node;
 
-  Entry& slot(std::string_view key);  // the entry, created unknown
+  Node* lookup(std::string_view key);  // the entry, created unknown if new
   void load(std::string_view key, Entry& e);
-  void stage(Map::value_type& kv);  // before a write: undo record, dirty list
+  void stage(Node& kv);  // before a write: undo record, dirty list
   void evict();
   void wait_for_write();
   static std::size_t cost(std::string_view key, const Entry& e) {
@@ -159,7 +195,7 @@ class StateCache {
   std::size_t bytes_ = 0;
   // Entries written since the last checkpoint (the first sorted_ of them in key order, so that
   // keys() finds a range without scanning them all).
-  std::vector<Map::value_type*> dirty_;
+  std::vector<Node*> dirty_;
   std::size_t sorted_ = 0;
   std::size_t dirty_bytes_ = 0;
   std::vector<Undo> undo_;
