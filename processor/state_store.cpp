@@ -158,6 +158,41 @@ std::uint64_t RocksState::approximate_size() const {
 
 // --- StateCache ------------------------------------------------------------------------------
 
+namespace {
+
+// The same writes in key order (each key appears once in a checkpoint): the memtable's skip list
+// then inserts a run of ascending keys from where the previous one went (its sequential splice)
+// instead of searching from the top for each — a third of the insert's cost. Done on the writer
+// thread, so the processing thread does not spend its time sorting. nullptr: write as it is.
+std::unique_ptr<rocksdb::WriteBatch> in_key_order(const rocksdb::WriteBatch& batch) {
+  struct Op {
+    rocksdb::Slice key;
+    rocksdb::Slice value;
+    bool put;
+  };
+  struct Collect : rocksdb::WriteBatch::Handler {
+    std::vector<Op> ops;
+    void Put(const rocksdb::Slice& key, const rocksdb::Slice& value) override {
+      ops.push_back({key, value, true});
+    }
+    void Delete(const rocksdb::Slice& key) override { ops.push_back({key, {}, false}); }
+  } collect;
+  if (!batch.Iterate(&collect).ok()) return nullptr;  // (never for a batch built here)
+  auto sorted = std::make_unique<rocksdb::WriteBatch>(batch.GetDataSize());
+  std::sort(collect.ops.begin(), collect.ops.end(),
+            [](const Op& a, const Op& b) { return a.key.compare(b.key) < 0; });
+  for (const auto& op : collect.ops) {
+    if (op.put) {
+      sorted->Put(op.key, op.value);
+    } else {
+      sorted->Delete(op.key);
+    }
+  }
+  return sorted;
+}
+
+}  // namespace
+
 StateCache::StateCache(RocksState& db, StateCacheOptions options)
     : db_(db), options_(options) {
   map_.reserve(1u << 16);
@@ -168,7 +203,8 @@ StateCache::StateCache(RocksState& db, StateCacheOptions options)
       if (pending_write_ == nullptr) return;  // stopping, nothing left to write
       auto batch = std::move(pending_write_);
       lock.unlock();
-      const auto status = db_.write(*batch);
+      const auto sorted = in_key_order(*batch);
+      const auto status = db_.write(sorted ? *sorted : *batch);
       batch.reset();
       lock.lock();
       if (!status.ok() && write_error_.empty()) write_error_ = status.ToString();
@@ -342,10 +378,6 @@ void StateCache::checkpoint(bool wait) {
   }
   wait_for_write();
   auto batch = std::make_unique<rocksdb::WriteBatch>();
-  // In key order: the memtable's skip list inserts a run of ascending keys from where the
-  // previous one went (its sequential splice) instead of searching from the top for each.
-  std::sort(dirty_.begin(), dirty_.end(),
-            [](const Node* a, const Node* b) { return a->first.bytes < b->first.bytes; });
   for (auto* kv : dirty_) {
     auto& [key, e] = *kv;
     const std::string& k = key.bytes;
