@@ -47,9 +47,10 @@ Outcome invalid(std::string reason) {
   return o;
 }
 
-Outcome skipped(std::string reason) {
+Outcome skipped(std::string reason, Outcome::Skip why = Outcome::Skip::duplicate) {
   Outcome o;
   o.kind = Outcome::Kind::skipped;
+  o.skip = why;
   o.reason = std::move(reason);
   return o;
 }
@@ -729,8 +730,9 @@ Outcome AttributionEngine::Impl::stripe_event(std::string_view json) {
     case StripeEventParse::Kind::invalid:
       return invalid(std::move(parsed.reason));
     case StripeEventParse::Kind::unused:
+      return skipped(std::move(parsed.reason), Outcome::Skip::unused_type);
     case StripeEventParse::Kind::ignored:
-      return skipped(std::move(parsed.reason));
+      return skipped(std::move(parsed.reason), Outcome::Skip::no_payment);
     case StripeEventParse::Kind::ok:
       break;
   }

@@ -43,6 +43,10 @@ struct Outcome {
   // applied: state updated (zero or more records to produce); skipped: an unused Stripe event
   // type or a duplicate (count it); invalid: dead-letter it with `reason`.
   enum class Kind { applied, skipped, invalid } kind = Kind::applied;
+  // Why a record was skipped: a Stripe event type revtrace does not use, a Stripe object that
+  // carries no payment (a setup-mode checkout session), or a duplicate (a re-delivery, Stripe's
+  // "two events for one change", a repeated pageview or redirect).
+  enum class Skip { none, unused_type, no_payment, duplicate } skip = Skip::none;
   std::string reason;
   std::vector<OutputRecord> revenue;
   // Records among `revenue` whose revision could not be the payment's basis size because their

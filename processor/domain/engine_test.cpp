@@ -1144,6 +1144,7 @@ TEST_CASE("skipped: unused Stripe event types, setup sessions, duplicates", "[en
       R"({"site_id":"acme","event_id":"evt_9","event_type":"customer.updated","livemode":true,"payload":"{}"})");
   CHECK(unused.kind == Outcome::Kind::skipped);
   CHECK(unused.reason == "unused Stripe event type customer.updated");
+  CHECK(unused.skip == Outcome::Skip::unused_type);
   CheckoutSpec setup;
   setup.id = "cs_test_setup";
   setup.mode = "setup";
@@ -1152,11 +1153,13 @@ TEST_CASE("skipped: unused Stripe event types, setup sessions, duplicates", "[en
       stripe_event("evt_setup", "checkout.session.completed", T0, checkout_session(setup)).value);
   CHECK(s.kind == Outcome::Kind::skipped);
   CHECK(s.reason == "setup-mode checkout session cs_test_setup carries no payment");
+  CHECK(s.skip == Outcome::Skip::no_payment);
   const auto pay = one_off_checkout("evt_d", "cs_test_D", "pi_D", 100, T0);
   CHECK(h.feed(pay).kind == Outcome::Kind::applied);
   const auto state = h.store.entries();
   const auto dup = h.feed(pay);
   CHECK(dup.kind == Outcome::Kind::skipped);
+  CHECK(dup.skip == Outcome::Skip::duplicate);
   CHECK(
       dup.reason ==
       "duplicate: Stripe event evt_d (checkout.session.completed for cs_test_D) adds nothing new");

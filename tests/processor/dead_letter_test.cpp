@@ -256,5 +256,8 @@ TEST_CASE("dead letters: rejected records are set aside exactly and processing g
   CHECK(m.records() == inputs.size());
   CHECK(m.value("revtrace_processor_dead_letters_total") == static_cast<double>(rejected));
   CHECK(m.value("revtrace_processor_skipped_total") == static_cast<double>(unused_types));
+  CHECK(m.value("revtrace_processor_skipped_by_cause_total{cause=\"unused_type\"}") ==
+        static_cast<double>(unused_types));
+  CHECK(m.value("revtrace_processor_skipped_by_cause_total{cause=\"duplicate\"}") == 0.0);
   CHECK(m.revenue() == revenue.records);
 }
