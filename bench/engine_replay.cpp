@@ -136,7 +136,11 @@ EngineReplayResult run_engine_replay(const WorkloadOptions& options, const Engin
     }
     for (const auto& [tp, off] : offsets) cache.set_offset(tp, off);
     cache.commit();
-    if (cache.checkpoint_due()) cache.checkpoint(false);
+    if (cache.checkpoint_due()) {
+      cache.checkpoint(false);
+    } else {
+      cache.trim();
+    }
     if (run.progress && (from / run.batch_records) % 50 == 49) {
       const double secs = std::chrono::duration<double>(Clock::now() - start).count();
       std::cerr << "engine: " << to << " records, " << static_cast<std::uint64_t>(to / secs)

@@ -82,6 +82,12 @@ struct Processor::Impl {
                                "Records sent to the dead-letter topic.")),
         skipped(m.counter("revtrace_processor_skipped_total",
                           "Records skipped (unused Stripe event types, duplicates).")),
+        skipped_unused(m.counter("revtrace_processor_skipped_by_cause_total",
+                                 "Records skipped, by cause.", "cause=\"unused_type\"")),
+        skipped_no_payment(m.counter("revtrace_processor_skipped_by_cause_total",
+                                     "Records skipped, by cause.", "cause=\"no_payment\"")),
+        skipped_duplicate(m.counter("revtrace_processor_skipped_by_cause_total",
+                                    "Records skipped, by cause.", "cause=\"duplicate\"")),
         commits(m.counter("revtrace_processor_transactions_total", "Kafka transactions.",
                           "outcome=\"committed\"")),
         aborts(m.counter("revtrace_processor_transactions_total", "Kafka transactions.",
@@ -440,6 +446,10 @@ struct Processor::Impl {
         break;
       case domain::Outcome::Kind::skipped:
         skipped.inc();
+        (outcome.skip == domain::Outcome::Skip::unused_type  ? skipped_unused
+         : outcome.skip == domain::Outcome::Skip::no_payment ? skipped_no_payment
+                                                             : skipped_duplicate)
+            .inc();
         break;
       case domain::Outcome::Kind::invalid: {
         const auto letter = dead_letter_record(outcome.reason, m);
@@ -606,7 +616,19 @@ struct Processor::Impl {
       // re-processing the gap.
       for (const auto& [tp, off] : next) cache->set_offset(tp, off);
       cache->commit();
-      if (cache->checkpoint_due()) cache->checkpoint(false);
+      if (cache->checkpoint_due()) {
+        const auto started = std::chrono::steady_clock::now();
+        cache->checkpoint(false);
+        const auto took = std::chrono::steady_clock::now() - started;
+        if (took > 100ms) {
+          spdlog::warn("processor: checkpoint {} held processing for {} ms (state cache {} MiB)",
+                       cache->checkpoints(),
+                       std::chrono::duration_cast<std::chrono::milliseconds>(took).count(),
+                       cache->cached_bytes() >> 20);
+        }
+      } else {
+        cache->trim();
+      }
       if (transactional) commits.inc();
       finish_catch_up();
       record_progress(next);
@@ -787,6 +809,9 @@ struct Processor::Impl {
   common::metrics::Counter& revenue_out;
   common::metrics::Counter& dead_letters;
   common::metrics::Counter& skipped;
+  common::metrics::Counter& skipped_unused;
+  common::metrics::Counter& skipped_no_payment;
+  common::metrics::Counter& skipped_duplicate;
   common::metrics::Counter& commits;
   common::metrics::Counter& aborts;
   common::metrics::Counter& rebalances;

@@ -230,6 +230,8 @@ StateCache::Node* StateCache::lookup(std::string_view key) {
   auto node = std::make_unique<Node>(Node{Key{std::string(key), hash}, Entry{}});
   Node* n = node.get();
   map_.insert(std::move(node));
+  n->clock = clock_.size();
+  clock_.push_back(n);
   bytes_ += cost(n->first.bytes, n->second);
   return n;
 }
@@ -298,7 +300,8 @@ std::vector<std::string> StateCache::keys(std::string_view begin, std::string_vi
   std::set<std::string, std::less<>> merged;
   for (auto& k : db_.keys(begin, end)) merged.insert(std::move(k));
   const auto apply = [&](const Node* kv) {
-    const auto& [key, e] = *kv;
+    const auto& key = kv->first;
+    const auto& e = kv->second;
     const std::string& k = key.bytes;
     if (!e.dirty || k < begin || k >= end) return;
     if (e.known == Known::present) {
@@ -326,11 +329,16 @@ void StateCache::commit() {
   ++batch_;
 }
 
+void StateCache::trim() { evict(1u << 13); }
+
 void StateCache::discard() {
   for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
     bytes_ -= it->entry->value.capacity();
     bytes_ += it->before.value.capacity();
+    // `listed` says whether dirty_ points at the entry, which the rollback does not change.
+    const bool listed = it->entry->listed;
     *it->entry = std::move(it->before);
+    it->entry->listed = listed;
   }
   undo_.clear();
   staged_offsets_.clear();
@@ -357,19 +365,37 @@ void StateCache::wait_for_write() {
   }
 }
 
-void StateCache::evict() {
-  if (bytes_ <= options_.budget_bytes) return;
-  // Clean entries not used since the previous checkpoint go first; if that is not enough, every
-  // clean entry not used in this interval. Everything clean is on disk (the caller waited for the
-  // previous write), so an evicted key is read back from the database.
-  for (const std::uint32_t keep_from : {epoch_ - 1, epoch_}) {
-    boost::unordered::erase_if(map_, [&](const std::unique_ptr<Node>& n) {
-      if (n->second.dirty || n->second.touched >= keep_from) return false;
-      bytes_ -= cost(n->first.bytes, n->second);
-      return true;
-    });
-    if (bytes_ <= options_.budget_bytes * 3 / 4) return;
+void StateCache::evict(std::size_t max_scan) {
+  if (bytes_ <= options_.budget_bytes || !undo_.empty()) return;
+  {
+    std::lock_guard lock(mutex_);
+    if (writing_) return;  // what it writes is clean in memory but not on disk yet
   }
+  // Down to 7/8 of the budget, so that eviction runs in bursts rather than at every batch.
+  const std::size_t target = options_.budget_bytes / 8 * 7;
+  for (std::size_t scanned = 0; bytes_ > target && scanned < max_scan && !clock_.empty(); ++scanned) {
+    if (hand_ >= clock_.size()) hand_ = 0;
+    Node* n = clock_[hand_];
+    if (n->second.dirty || n->second.listed || n->second.touched + 1 >= epoch_) {
+      ++hand_;  // in use lately (or not written yet): a second chance
+      continue;
+    }
+    bytes_ -= cost(n->first.bytes, n->second);
+    clock_[hand_] = clock_.back();
+    clock_[hand_]->clock = hand_;
+    clock_.pop_back();
+    map_.erase(KeyView{n->first.bytes, n->first.hash});  // frees n
+  }
+}
+
+void StateCache::rebuild_clock() {
+  clock_.clear();
+  clock_.reserve(map_.size());
+  for (const auto& n : map_) {
+    n->clock = clock_.size();
+    clock_.push_back(n.get());
+  }
+  hand_ = 0;
 }
 
 void StateCache::checkpoint(bool wait) {
@@ -379,7 +405,8 @@ void StateCache::checkpoint(bool wait) {
   wait_for_write();
   auto batch = std::make_unique<rocksdb::WriteBatch>();
   for (auto* kv : dirty_) {
-    auto& [key, e] = *kv;
+    const auto& key = kv->first;
+    auto& e = kv->second;
     const std::string& k = key.bytes;
     e.listed = false;
     if (!e.dirty) continue;
@@ -399,9 +426,8 @@ void StateCache::checkpoint(bool wait) {
   }
   offsets_.clear();
   // No entry is dirty now, and the previous write is on disk: evicting is safe. The entries of
-  // this checkpoint are touched in this epoch, and the next checkpoint waits for this write
-  // before it evicts anything.
-  evict();
+  // this checkpoint are touched in this epoch (never evicted before the next one).
+  evict(1u << 16);
   ++epoch_;
   ++checkpoints_;
   last_checkpoint_ = std::chrono::steady_clock::now();
@@ -438,6 +464,7 @@ void StateCache::drop_partition(std::int32_t partition,
     bytes_ -= cost(n->first.bytes, n->second);
     return true;
   });
+  rebuild_clock();
   db_.erase_range(begin, end, offsets);
 }
 

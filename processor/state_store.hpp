@@ -81,8 +81,8 @@ class RocksState {
 };
 
 struct StateCacheOptions {
-  // Memory for cached values (clean ones are evicted at checkpoints beyond it; dirty ones stay
-  // until written).
+  // Memory for cached values: beyond it, clean values not used lately are evicted a little at a
+  // time between batches (dirty ones stay until written).
   std::size_t budget_bytes = 256u << 20;
   // A checkpoint is due after this long, or when this much is dirty, whichever comes first.
   std::chrono::milliseconds checkpoint_interval{5000};
@@ -111,6 +111,8 @@ class StateCache {
   void set_offset(const TopicPartition& tp, std::int64_t next_offset);
   // Ends the batch: its writes and offsets are committed (in memory, for the next checkpoint).
   void commit();
+  // Between batches: when over budget, evicts a bounded number of clean entries not used lately.
+  void trim();
   // Rolls the batch's writes and offsets back.
   void discard();
   // Local offset of `tp`: the last committed one (in memory or on disk).
@@ -136,7 +138,7 @@ class StateCache {
     std::string value;
     Known known = Known::unknown;  // unknown: read the database
     bool dirty = false;            // committed or staged, not yet in a checkpoint
-    bool listed = false;           // in dirty_ (may be listed but no longer dirty)
+    bool listed = false;           // in dirty_ (may be listed but no longer dirty, after a rollback)
     std::uint32_t batch = 0;       // batch of its last undo record
     std::uint32_t touched = 0;     // checkpoint epoch of its last access
   };
@@ -154,6 +156,7 @@ class StateCache {
   struct Node {
     Key first;
     Entry second;
+    std::size_t clock = 0;  // its index in clock_
   };
   struct KeyView {
     std::string_view bytes;
@@ -183,7 +186,12 @@ class StateCache {
   Node* lookup(std::string_view key);  // the entry, created unknown if new
   void load(std::string_view key, Entry& e);
   void stage(Node& kv);  // before a write: undo record, dirty list
-  void evict();
+  // Evicts clean entries not used since the previous checkpoint while over budget, looking at
+  // up to `max_scan` entries from the clock hand on (bounded work: no pause that grows with the
+  // cache). Only when every clean entry is on disk (no checkpoint being written) and outside a
+  // batch (no undo record, nothing listed dirty points at an evicted entry).
+  void evict(std::size_t max_scan);
+  void rebuild_clock();
   void wait_for_write();
   static std::size_t cost(std::string_view key, const Entry& e) {
     return key.size() + e.value.capacity() + 96;  // + node, hash and string headers
@@ -195,6 +203,8 @@ class StateCache {
   std::size_t bytes_ = 0;
   // Entries written since the last checkpoint (the first sorted_ of them in key order, so that
   // keys() finds a range without scanning them all).
+  std::vector<Node*> clock_;  // every node, in no particular order; eviction sweeps it
+  std::size_t hand_ = 0;
   std::vector<Node*> dirty_;
   std::size_t sorted_ = 0;
   std::size_t dirty_bytes_ = 0;
