@@ -270,7 +270,7 @@ double percentile(std::vector<double> v, double q) {
 
 int run_e2e(const std::string& bootstrap, const std::string& prefix, std::uint16_t gateway_port,
             const std::string& site, const std::string& secret, int background_rate, int webhooks,
-            int webhook_rate, int background_sites) {
+            int webhook_rate, int background_sites, const std::string& latencies_file) {
   std::atomic<bool> stop{false};
   const std::string revenue_topic =
       prefix + std::string(revtrace::common::topics::kAttributedRevenue);
@@ -411,6 +411,11 @@ int run_e2e(const std::string& bootstrap, const std::string& prefix, std::uint16
   rd_kafka_consumer_close(c.rk);
   std::vector<double> ms;
   std::size_t missing = 0;
+  std::ofstream dump;
+  if (!latencies_file.empty()) {
+    dump.open(latencies_file);
+    dump << "acked_at_s,latency_ms,checkout_session\n";
+  }
   for (const auto& [id, t] : acked) {
     auto it = seen.find(id);
     if (it == seen.end()) {
@@ -418,6 +423,10 @@ int run_e2e(const std::string& bootstrap, const std::string& prefix, std::uint16
       continue;
     }
     ms.push_back(std::chrono::duration<double, std::milli>(it->second - t).count());
+    if (dump.is_open()) {
+      dump << std::chrono::duration<double>(t - load_start).count() << ',' << ms.back() << ',' << id
+           << '\n';
+    }
   }
   const double bg_rate = static_cast<double>(background.load()) / (load_secs + 3.0);
   std::cout << R"({"webhooks":)" << webhooks << R"(,"acknowledged":)" << acked.size()
@@ -513,6 +522,8 @@ int main(int argc, char** argv) {
   e2e->add_option("--webhooks", webhooks);
   e2e->add_option("--webhook-rate", webhook_rate, "Webhooks per second");
   e2e->add_option("--background-sites", bg_sites);
+  std::string latencies_file;
+  e2e->add_option("--latencies", latencies_file, "Write each webhook's latency (CSV) here");
 
   auto* compact = app.add_subcommand("compact", "Flush and compact a RocksDB directory");
   std::string dir;
@@ -544,7 +555,8 @@ int main(int argc, char** argv) {
     }
     if (wait->parsed()) return run_wait(port, target, pid, timeout, lag_zero);
     if (e2e->parsed()) {
-      return run_e2e(bootstrap, prefix, port, site, secret, rate, webhooks, webhook_rate, bg_sites);
+      return run_e2e(bootstrap, prefix, port, site, secret, rate, webhooks, webhook_rate, bg_sites,
+                     latencies_file);
     }
     if (compact->parsed()) return run_compact(dir);
     if (engine->parsed()) {

@@ -12,6 +12,8 @@
 #   --profile      record the processor's replay with `perf record -g` into <out>/perf.data
 #                  (BENCH_PERF_ARGS replaces "-F 499 -g", e.g. "-F 199 --call-graph dwarf")
 #   --only replay  run only figure 1 (load, raw consumer, processor replay) and print its figures
+#   --only e2e     run only figure 3 on the --visitors state (load, a processor processes it and
+#                  stops, then a fresh one measures end to end); writes e2e.json, e2e-latencies.csv
 #   --runs N       with --only replay: replay the same topics N times (fresh state and consumer
 #                  group each run) and report every run and the median
 #
@@ -44,8 +46,8 @@ while (($#)); do
   esac
 done
 case $only in
-  ''|replay) ;;
-  *) echo "bench: --only takes replay (got $only)" >&2; exit 2 ;;
+  ''|replay|e2e) ;;
+  *) echo "bench: --only takes replay or e2e (got $only)" >&2; exit 2 ;;
 esac
 ((runs >= 1)) || { echo "bench: --runs must be at least 1" >&2; exit 2; }
 [[ -n "$only" || $runs -eq 1 ]] || { echo "bench: --runs needs --only replay" >&2; exit 2; }
@@ -136,9 +138,11 @@ load_a=$("$tool" load --bootstrap "$bootstrap" --prefix "$prefix" --visitors "$v
 records_a=$(json_get "$load_a" records)
 log "loaded: $load_a"
 
+if [[ $only != e2e ]]; then
 log "raw consumption (bare read_committed librdkafka consumer)"
 raw_a=$("$tool" consume --bootstrap "$bootstrap" --prefix "$prefix")
 log "raw: $raw_a"
+fi
 
 # Figure 1 only (--only replay): the processor over the same topics `runs` times, each run with
 # fresh state and its own consumer group, so every run replays everything; then the median.
@@ -180,6 +184,14 @@ PY
   exit 0
 fi
 
+if [[ $only == e2e ]]; then
+  # As in the full run, the end-to-end processor is a fresh process resuming from state on disk.
+  log "revtrace processor over the state set ($records_a records), then stopped"
+  "$revtrace" processor >"$work/processor-a.log" 2>&1 &
+  ppid=$!; pids+=("$ppid")
+  "$tool" wait --metrics-port "$metrics_port" --records "$records_a" --pid "$ppid" --timeout 3600 >/dev/null
+  kill -TERM "$ppid"; wait_exit "$ppid" 60
+else
 log "revtrace processor over the same topics until it processed all $records_a records"
 "$revtrace" processor >"$work/processor-a.log" 2>&1 &
 ppid=$!; pids+=("$ppid")
@@ -216,6 +228,7 @@ replay_wait=$("$tool" wait --metrics-port "$metrics_port" --records "$records_b"
 wait_exit "$rpid" 120
 replay_done=$(grep 'replay: done' "$work/replay.log" || true)
 log "replay: $replay_done / $replay_wait"
+fi
 
 # --- 3: end-to-end latency under a steady 2,000 pageviews/s --------------------------------------
 log "end-to-end: gateway + processor, $webhooks webhooks at $webhook_rate/s under 2000 pageviews/s"
@@ -231,16 +244,24 @@ for _ in $(seq 1 300); do
     curl -s -o /dev/null "http://127.0.0.1:$gateway_port/revtrace.js" 2>/dev/null && break
   sleep 0.2
 done
-# The processor is live once its lag is 0 (it resumes from the replay's state and offsets).
-"$tool" wait --metrics-port "$metrics_port" --records 0 --lag-zero --timeout 300 >/dev/null
+# The processor is live once its lag is 0 (it resumes from the replay's state and offsets; with
+# --only e2e it first processes the loaded state set).
+"$tool" wait --metrics-port "$metrics_port" --records 0 --lag-zero --timeout 1800 >/dev/null
 e2e='{}'
 e2e=$("$tool" e2e --bootstrap "$bootstrap" --prefix "$prefix" --gateway-port "$gateway_port" \
         --site bench-e2e --secret "$secret" --rate 2000 --webhooks "$webhooks" \
-        --webhook-rate "$webhook_rate" || true)
+        --webhook-rate "$webhook_rate" --latencies "$out/e2e-latencies.csv" || true)
 log "e2e: $e2e"
 e2e=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1] or "{}"); d["transaction_interval_ms"]=int(sys.argv[2]); print(json.dumps(d))' "$e2e" "$e2e_interval")
 kill -TERM "$gpid" "$ppid" 2>/dev/null || true
 wait_exit "$gpid" 30; wait_exit "$ppid" 60
+if [[ $only == e2e ]]; then
+  cp "$work/processor-e2e.log" "$work/gateway-e2e.log" "$out/" 2>/dev/null || true
+  echo "$e2e" >"$out/e2e.json"
+  echo "e2e: $e2e"
+  log "written to $out/e2e.json and $out/e2e-latencies.csv"
+  exit 0
+fi
 
 # --- 2: gateway vs nginx (bench/gateway_bench.sh, written with the gateway) ----------------------
 gateway='{"measured":false,"reason":"bench/gateway_bench.sh not present"}'
