@@ -329,7 +329,12 @@ void StateCache::commit() {
   ++batch_;
 }
 
-void StateCache::trim() { evict(1u << 13); }
+void StateCache::trim() {
+  // Keeps pace with what the batches add: a few times the entries created since the last trim.
+  const std::size_t created = clock_.size() > clock_at_trim_ ? clock_.size() - clock_at_trim_ : 0;
+  evict(std::clamp<std::size_t>(4 * created, 1u << 13, 1u << 18));
+  clock_at_trim_ = clock_.size();
+}
 
 void StateCache::discard() {
   for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
@@ -367,16 +372,22 @@ void StateCache::wait_for_write() {
 
 void StateCache::evict(std::size_t max_scan) {
   if (bytes_ <= options_.budget_bytes || !undo_.empty()) return;
+  // An entry not used since the latest checkpoint is on disk: its last change was written by a
+  // checkpoint before that one, which has finished (a checkpoint waits for the previous write).
+  // While the latest checkpoint is being written, the entries it writes (used in the interval
+  // before it) are clean in memory but maybe not on disk yet: only older ones go.
+  bool in_flight = false;
   {
     std::lock_guard lock(mutex_);
-    if (writing_) return;  // what it writes is clean in memory but not on disk yet
+    in_flight = writing_;
   }
+  const std::uint32_t keep_from = in_flight ? epoch_ - 1 : epoch_;
   // Down to 7/8 of the budget, so that eviction runs in bursts rather than at every batch.
   const std::size_t target = options_.budget_bytes / 8 * 7;
   for (std::size_t scanned = 0; bytes_ > target && scanned < max_scan && !clock_.empty(); ++scanned) {
     if (hand_ >= clock_.size()) hand_ = 0;
     Node* n = clock_[hand_];
-    if (n->second.dirty || n->second.listed || n->second.touched + 1 >= epoch_) {
+    if (n->second.dirty || n->second.listed || n->second.touched >= keep_from) {
       ++hand_;  // in use lately (or not written yet): a second chance
       continue;
     }
@@ -427,7 +438,8 @@ void StateCache::checkpoint(bool wait) {
   offsets_.clear();
   // No entry is dirty now, and the previous write is on disk: evicting is safe. The entries of
   // this checkpoint are touched in this epoch (never evicted before the next one).
-  evict(1u << 16);
+  evict(1u << 18);
+  clock_at_trim_ = clock_.size();
   ++epoch_;
   ++checkpoints_;
   last_checkpoint_ = std::chrono::steady_clock::now();

@@ -186,10 +186,9 @@ class StateCache {
   Node* lookup(std::string_view key);  // the entry, created unknown if new
   void load(std::string_view key, Entry& e);
   void stage(Node& kv);  // before a write: undo record, dirty list
-  // Evicts clean entries not used since the previous checkpoint while over budget, looking at
-  // up to `max_scan` entries from the clock hand on (bounded work: no pause that grows with the
-  // cache). Only when every clean entry is on disk (no checkpoint being written) and outside a
-  // batch (no undo record, nothing listed dirty points at an evicted entry).
+  // Evicts clean entries not used since the latest checkpoint while over budget, looking at up to
+  // `max_scan` entries from the clock hand on (bounded work: no pause that grows with the cache).
+  // Outside a batch only; never an entry the dirty list points at.
   void evict(std::size_t max_scan);
   void rebuild_clock();
   void wait_for_write();
@@ -205,6 +204,7 @@ class StateCache {
   // keys() finds a range without scanning them all).
   std::vector<Node*> clock_;  // every node, in no particular order; eviction sweeps it
   std::size_t hand_ = 0;
+  std::size_t clock_at_trim_ = 0;  // clock_.size() after the last eviction
   std::vector<Node*> dirty_;
   std::size_t sorted_ = 0;
   std::size_t dirty_bytes_ = 0;
