@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <iostream>
+#include <thread>
 
 #include "app/commands.hpp"
 #include "app/demo.hpp"
@@ -71,7 +72,24 @@ int run_dev(common::Config config, const DevOptions& options) {
     std::cout << "revtrace dev: demo loaded: " << summary.visitors << " visitors, "
               << summary.pageviews << " pageviews, " << summary.payments << " payments ("
               << summary.stripe_events << " Stripe events) over " << demo_sites().size()
-              << " sites\n";
+              << " sites\n"
+              << std::flush;
+    // The URLs below answer with the whole demo only once the processor has processed every
+    // demo record and the query side has applied every record it produced (a few seconds).
+    auto& produced = metrics.counter("revtrace_processor_revenue_records_total", "");
+    auto& applied = metrics.counter("revtrace_query_records_applied_total", "");
+    const auto deadline = std::chrono::steady_clock::now() + 120s;
+    bool ready = false;
+    while (!ready && std::chrono::steady_clock::now() < deadline && processor.healthy()) {
+      ready = processor.records_processed() >= records.size() && applied.value() >= produced.value();
+      if (!ready) std::this_thread::sleep_for(50ms);
+    }
+    if (ready) {
+      std::cout << "revtrace dev: demo processed: " << produced.value()
+                << " attributed-revenue records in the read models\n";
+    } else {
+      spdlog::warn("dev: the demo is still being processed; the first answers may be partial");
+    }
   }
   std::cout << "revtrace dev: gateway   http://127.0.0.1:" << gateway.port() << "/  (pixel at /revtrace.js)\n"
             << "revtrace dev: query API http://127.0.0.1:" << query.port() << "/\n";

@@ -84,7 +84,7 @@ struct QueryService::Impl {
       : config(c),
         metrics(m),
         applied(m.counter("revtrace_query_records_applied_total",
-                          "Attributed-revenue records applied to the read models.")) {}
+                          "Attributed-revenue records (and tombstones) applied to the read models.")) {}
 
   // 401 without a valid token, 403 for another site's token; nullopt when allowed. Tokens are
   // never logged or echoed.
@@ -588,6 +588,7 @@ struct QueryService::Impl {
                             ? std::string_view(static_cast<const char*>(m->key), m->key_len)
                             : std::string_view(),
                         position);
+        applied.inc();
         continue;
       }
       std::string error;
