@@ -14,7 +14,7 @@ set -euo pipefail
 
 build_pkgs=(
   build-essential cmake ninja-build pkg-config git
-  librdkafka-dev librocksdb-dev libsimdjson-dev
+  librdkafka-dev librocksdb-dev libsimdjson-dev libjemalloc-dev
   libboost1.81-dev libboost-url1.81-dev
   catch2 libtomlplusplus-dev libspdlog-dev libfmt-dev libcli11-dev libssl-dev libmaxminddb-dev
   zlib1g-dev libzstd-dev liblz4-dev libsnappy-dev libbz2-dev
