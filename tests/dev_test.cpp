@@ -31,6 +31,18 @@ TEST_CASE("dev --demo: the query API answers with the demo's revenue", "[dev]") 
   REQUIRE(wait_until(120s, [&] { return dev.log().find("/v1/sites/demo-jp/revenue") != std::string::npos; },
                      100ms));
   CHECK(dev.log().find("revtrace dev: demo processed: ") != std::string::npos);
+  // It says plainly that the embedded broker keeps nothing, and external Kafka clients reach it.
+  const std::string log = dev.log();
+  CHECK(log.find("the embedded broker keeps everything in memory; nothing survives a restart") !=
+        std::string::npos);
+  const std::string marker = "revtrace dev: embedded Kafka-protocol broker at ";
+  const auto at = log.find(marker);
+  REQUIRE(at != std::string::npos);
+  const std::string bootstrap = log.substr(at + marker.size(), log.find('\n', at) - at - marker.size());
+  ChildProcess kcat({"/usr/bin/kcat", "-b", bootstrap, "-L", "-t", "revtrace.attributed-revenue.v1"}, {},
+                    dir + "/kcat.log");
+  REQUIRE(kcat.wait(30s) == 0);
+  CHECK(kcat.log().find("topic \"revtrace.attributed-revenue.v1\"") != std::string::npos);
   std::int64_t first_payments = -1;
   {
     const auto r = http_request(query, "GET", "/v1/sites/demo-shop/revenue?group_by=all", {}, auth);
