@@ -542,6 +542,47 @@ TEST_CASE("subscription, basil shapes: invoice_payment.paid joins charges to inv
   SECTION("every event type, any order") {
     check_subscription_ledger(same_ledger_in_every_order(web, story.events), "B", 2900, 3);
   }
+  SECTION("every event type with redeliveries and Stripe's two events for one change") {
+    auto all = story.events;
+    all.push_back(story.events[0]);  // the checkout session, delivered again
+    for (const auto& e : pick(story.events, {"invoice.paid"})) {
+      // invoice.payment_succeeded: another event id, the same invoice as invoice.paid
+      auto twin = e;
+      for (const auto& [from, to] : {std::pair<std::string, std::string>{"evt_b_inv", "evt_b_ips"},
+                                     {"invoice.paid", "invoice.payment_succeeded"}}) {
+        for (auto at = twin.value.find(from); at != std::string::npos;
+             at = twin.value.find(from, at + to.size())) {
+          twin.value.replace(at, from.size(), to);
+        }
+      }
+      twin.label = "invoice.payment_succeeded twin";
+      all.push_back(twin);
+    }
+    check_subscription_ledger(same_ledger_in_every_order(web, all), "B", 2900, 3);
+  }
+  SECTION("invoices only") {
+    check_subscription_ledger(same_ledger_in_every_order(web, pick(story.events, {"invoice.paid"})),
+                              "B", 2900, 3);
+  }
+  SECTION("invoices and their invoice payments (no checkout, charge or payment intent events)") {
+    check_subscription_ledger(
+        same_ledger_in_every_order(web, pick(story.events, {"invoice.paid", "invoice_payment"})),
+        "B", 2900, 3);
+  }
+  SECTION("checkout + invoices") {
+    check_subscription_ledger(
+        same_ledger_in_every_order(web, pick(story.events, {"checkout", "invoice.paid"})), "B",
+        2900, 3);
+  }
+  SECTION("only charges and payment intents: basil names no invoice on them") {
+    // Nothing ties them to the subscription, so each is a payment of its own, each counted once.
+    const auto ledger =
+        same_ledger_in_every_order(web, pick(story.events, {"charge", "payment_intent"}));
+    REQUIRE(ledger.size() == 3);
+    std::int64_t total = 0;
+    for (const auto& [key, value] : ledger) total += View(value).num("amount");
+    CHECK(total == 3 * 2900);
+  }
   SECTION("charge before its invoice link: the payment-intent key is retired, not double counted") {
     Harness h;
     h.feed(web);
