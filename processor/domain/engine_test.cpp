@@ -753,6 +753,46 @@ TEST_CASE("pageviews arriving after the payment still count when they happened b
   CHECK(r.touch(0, "source") == "newsletter");
 }
 
+TEST_CASE("Payment Link with client_reference_id: every subset of its events, one payment",
+          "[engine][money][evidence]") {
+  const Millis paid = T0 + kMinute;
+  const std::vector<Input> web{
+      pageview("v-link", "l1", T0, "https://shop.example/pricing", "https://www.google.com/")};
+  CheckoutSpec cs;
+  cs.id = "cs_test_L3";
+  cs.amount = 1500;
+  cs.payment_intent = "pi_L3";
+  cs.payment_link = "plink_3";
+  cs.client_reference_id = "v-link";
+  cs.created = paid - kMinute;
+  const auto completed =
+      stripe_event("evt_l3", "checkout.session.completed", paid, checkout_session(cs));
+  ChargeSpec ch = charge_spec("ch_L3", "pi_L3", 1500, paid - 2000);
+  const auto charged = charge_event("evt_l3_ch", "charge.succeeded", ch, paid - 2000);
+  const auto intent = pi_event("evt_l3_pi", "pi_L3", "ch_L3", 1500, paid);
+  for (const auto& subset : std::vector<std::vector<Input>>{{completed},
+                                                            {completed, charged},
+                                                            {completed, intent},
+                                                            {completed, charged, intent},
+                                                            {completed, charged, intent, completed,
+                                                             charged}}) {
+    const auto ledger = same_ledger_in_every_order(web, subset);
+    REQUIRE(ledger.size() == 1);
+    View r(ledger.begin()->second);
+    CHECK(r.num("amount") == 1500);
+    CHECK(r.str("method") == "client_reference_id");
+    CHECK(r.stripe("payment_link") == "plink_3");
+    CHECK(r.visitors() == std::vector<std::string>{"v-link"});
+    CHECK(r.credits("last_touch") == std::vector<std::int64_t>{1500});
+  }
+  // Without the checkout session nothing names the visitor: still one payment, unattributed.
+  const auto ledger = same_ledger_in_every_order(web, {charged, intent, charged});
+  REQUIRE(ledger.size() == 1);
+  View r(ledger.begin()->second);
+  CHECK(r.num("amount") == 1500);
+  CHECK(r.str("method") == "unattributed");
+}
+
 TEST_CASE("Payment Links: client_reference_id, and campaign metadata without any visit",
           "[engine][evidence]") {
   const Millis paid = T0 + kMinute;
