@@ -19,6 +19,7 @@
 #include <fstream>
 #include <optional>
 #include <random>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -303,17 +304,21 @@ std::vector<TopicRecord> read_topic(const std::string& bootstrap, const std::str
   rd_kafka_assign(c.rk, list);
   rd_kafka_topic_partition_list_destroy(list);
   std::vector<TopicRecord> out;
-  int eofs = 0;
+  // Done when every partition is at its end: a set, so that a partition reporting its end twice
+  // does not stand in for another; a record after a partition's end (one that arrived meanwhile)
+  // waits for that partition's next end.
+  std::set<int> at_end;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (eofs < partitions) {
+  while (static_cast<int>(at_end.size()) < partitions) {
     if (std::chrono::steady_clock::now() > deadline) {
       throw std::runtime_error("timed out reading " + topic);
     }
     rd_kafka_message_t* m = rd_kafka_consumer_poll(c.rk, 200);
     if (m == nullptr) continue;
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      ++eofs;
+      at_end.insert(m->partition);
     } else if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      at_end.erase(m->partition);
       TopicRecord r;
       if (m->key != nullptr) r.key.assign(static_cast<const char*>(m->key), m->key_len);
       if (m->payload != nullptr) r.value.assign(static_cast<const char*>(m->payload), m->len);
@@ -325,6 +330,21 @@ std::vector<TopicRecord> read_topic(const std::string& bootstrap, const std::str
   }
   rd_kafka_consumer_close(c.rk);
   return out;
+}
+
+std::vector<std::int64_t> end_offsets(const std::string& bootstrap, const std::string& topic,
+                                      int partitions) {
+  Rk c;
+  c.rk = make_client(RD_KAFKA_CONSUMER, {{"bootstrap.servers", bootstrap}, {"group.id", unique("test-ends")}});
+  std::vector<std::int64_t> ends;
+  for (int p = 0; p < partitions; ++p) {
+    std::int64_t low = 0, high = -1;
+    if (rd_kafka_query_watermark_offsets(c.rk, topic.c_str(), p, &low, &high, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      high = -1;
+    }
+    ends.push_back(high);
+  }
+  return ends;
 }
 
 void produce(const std::string& bootstrap, const std::string& topic,

@@ -87,6 +87,9 @@ struct TopicRecord {
 // every partition is reached.
 [[nodiscard]] std::vector<TopicRecord> read_topic(const std::string& bootstrap,
                                                   const std::string& topic);
+// The high watermark of each of `topic`'s first `partitions` partitions (-1 where unknown).
+[[nodiscard]] std::vector<std::int64_t> end_offsets(const std::string& bootstrap,
+                                                    const std::string& topic, int partitions);
 // Produces records (key, value) and waits until the broker acknowledged them.
 void produce(const std::string& bootstrap, const std::string& topic,
              const std::vector<std::pair<std::string, std::string>>& records);
