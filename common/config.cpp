@@ -64,6 +64,7 @@ const std::vector<Field>& fields() {
       REVTRACE_STR("processor.metrics_listen", processor.metrics_listen),
       REVTRACE_INT("processor.transaction_interval_ms", processor.transaction_interval_ms),
       REVTRACE_INT("processor.generation", processor.generation),
+      REVTRACE_INT("processor.threads", processor.threads),
       REVTRACE_STR("query.listen", query.listen),
       REVTRACE_STR("query.data_dir", query.data_dir),
       REVTRACE_STR("query.group_id", query.group_id),
@@ -238,6 +239,9 @@ void validate(const Config& config) {
   if (config.kafka.partitions < 1) throw ConfigError("config: kafka.partitions must be >= 1");
   if (config.kafka.replication_factor < 1) {
     throw ConfigError("config: kafka.replication_factor must be >= 1");
+  }
+  if (config.processor.threads < 0 || config.processor.threads > 64) {
+    throw ConfigError("config: processor.threads must be in 0..64 (0 = one per core)");
   }
   for (std::size_t i = 0; i < config.sites.size(); ++i) {
     for (std::size_t j = 0; j < i; ++j) {

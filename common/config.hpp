@@ -81,6 +81,9 @@ struct ProcessorConfig {
   // by (generation, revision). Bump it (and run `revtrace replay`) to recompute everything after
   // a rule change: the new results then supersede the old ones.
   std::int64_t generation = 1;
+  // Processing threads. Partition number p is always processed by thread p % threads (its own
+  // state cache and engines), so results do not depend on the count; 0 = one per core.
+  std::int64_t threads = 0;
 };
 
 struct QueryConfig {

@@ -71,6 +71,9 @@ TEST_CASE("config: errors name the offending key", "[config]") {
   CHECK_THAT(error_of("[[sites]]\nid = \"a\"\ncolour = 1"),
              Catch::Contains("unknown key sites[0].colour"));
   CHECK_THAT(error_of("[kafka\n"), Catch::Contains("at line"));
+  CHECK_THAT(error_of("[processor]\nthreads = -1"), Catch::Contains("processor.threads must be in 0..64"));
+  CHECK_THAT(error_of("[processor]\nthreads = 65"), Catch::Contains("processor.threads must be in 0..64"));
+  CHECK(parse_config_text("[processor]\nthreads = 3", {}).processor.threads == 3);
   ConfigSources bad_set;
   bad_set.assignments = {"novalue"};
   CHECK_THAT(error_of("", bad_set), Catch::Contains("--set expects"));

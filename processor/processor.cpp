@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <exception>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -69,6 +71,94 @@ struct PartitionEngine {
   domain::AttributionEngine engine;
 };
 
+// One processing thread's share of the partition numbers (p % lanes): its own state cache,
+// engines and site settings. Lanes share only the producer (thread-safe) and the counters
+// (atomic); a partition number — all of one site's state — always belongs to one lane, so the
+// results do not depend on the number of lanes.
+struct Lane {
+  std::unique_ptr<StateCache> cache;
+  std::map<std::int32_t, std::unique_ptr<PartitionEngine>> engines;
+  std::map<std::string, domain::SiteSettings, std::less<>> sites;
+  kafka::Status produce_status;    // the batch's first refused produce (see produce())
+  std::vector<std::size_t> items;  // this batch's records of the lane (indexes, in batch order)
+};
+
+// Runs one task per lane: lane 0 on the calling thread, the others on threads of their own that
+// live as long as the pool. run() returns when every lane finished and rethrows the first
+// exception a lane threw.
+class LanePool {
+ public:
+  explicit LanePool(std::size_t lanes) {
+    for (std::size_t i = 1; i < lanes; ++i) threads_.emplace_back([this, i] { serve(i); });
+  }
+  ~LanePool() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  LanePool(const LanePool&) = delete;
+  LanePool& operator=(const LanePool&) = delete;
+
+  void run(const std::function<void(std::size_t)>& task) {
+    {
+      std::lock_guard lock(mutex_);
+      task_ = &task;
+      pending_ = threads_.size();
+      error_ = nullptr;
+      ++round_;
+    }
+    wake_.notify_all();
+    std::exception_ptr mine;
+    try {
+      task(0);
+    } catch (...) {
+      mine = std::current_exception();
+    }
+    std::unique_lock lock(mutex_);
+    done_.wait(lock, [this] { return pending_ == 0; });
+    task_ = nullptr;
+    if (mine) std::rethrow_exception(mine);
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  void serve(std::size_t lane) {
+    std::uint64_t seen = 0;
+    for (;;) {
+      const std::function<void(std::size_t)>* task = nullptr;
+      {
+        std::unique_lock lock(mutex_);
+        wake_.wait(lock, [&] { return stopping_ || round_ != seen; });
+        if (stopping_) return;
+        seen = round_;
+        task = task_;
+      }
+      std::exception_ptr error;
+      try {
+        (*task)(lane);
+      } catch (...) {
+        error = std::current_exception();
+      }
+      std::lock_guard lock(mutex_);
+      if (error && !error_) error_ = error;
+      if (--pending_ == 0) done_.notify_one();
+    }
+  }
+
+  std::vector<std::thread> threads_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::condition_variable done_;
+  const std::function<void(std::size_t)>* task_ = nullptr;
+  std::size_t pending_ = 0;
+  std::uint64_t round_ = 0;
+  bool stopping_ = false;
+  std::exception_ptr error_;
+};
+
 struct Processor::Impl {
   Impl(const common::Config& c, common::metrics::Registry& m)
       : config(c),
@@ -98,35 +188,56 @@ struct Processor::Impl {
                                    "(processor/domain/ENGINE.md, Revisions); expected 0.")),
         expired_visitors(m.counter("revtrace_processor_expired_visitors_total",
                                    "Anonymous visitors expired after lookback + idle margin.")) {
-    for (const auto& site : config.sites) sites.emplace(site.id, settings_of(site));
+    const auto lane_count = static_cast<std::size_t>(
+        config.processor.threads > 0 ? config.processor.threads
+                                     : std::max(1u, std::thread::hardware_concurrency()));
+    lanes.resize(lane_count);
+    for (auto& lane : lanes) {
+      for (const auto& site : config.sites) lane.sites.emplace(site.id, settings_of(site));
+    }
     generation_prefix = "{\"generation\":" + std::to_string(config.processor.generation) + ",";
     for (auto t : topics::kInputTopics) input_topics.push_back(topics::name(config.kafka, t));
     revenue_topic = topics::name(config.kafka, topics::kAttributedRevenue);
     dead_letter_topic = topics::name(config.kafka, topics::kDeadLetter);
   }
 
-  const domain::SiteSettings& site_settings(std::string_view id) {
-    auto it = sites.find(id);
-    if (it == sites.end()) {
+  static const domain::SiteSettings& site_settings(Lane& lane, std::string_view id) {
+    auto it = lane.sites.find(id);
+    if (it == lane.sites.end()) {
       common::SiteConfig unknown;
       unknown.id = std::string(id);
-      it = sites.emplace(unknown.id, settings_of(unknown)).first;
+      it = lane.sites.emplace(unknown.id, settings_of(unknown)).first;
     }
     return it->second;
   }
 
-  domain::AttributionEngine& engine_for(std::int32_t partition) {
-    auto it = engines.find(partition);
-    if (it == engines.end()) {
-      it = engines
+  Lane& lane_of(std::int32_t partition) {
+    return lanes[static_cast<std::size_t>(partition) % lanes.size()];
+  }
+  StateCache& cache_for(std::int32_t partition) { return *lane_of(partition).cache; }
+
+  domain::AttributionEngine& engine_for(Lane& lane, std::int32_t partition) {
+    auto it = lane.engines.find(partition);
+    if (it == lane.engines.end()) {
+      it = lane.engines
                .emplace(partition, std::make_unique<PartitionEngine>(
-                                       *cache, partition,
-                                       [this](std::string_view id) -> const domain::SiteSettings& {
-                                         return site_settings(id);
+                                       *lane.cache, partition,
+                                       [&lane](std::string_view id) -> const domain::SiteSettings& {
+                                         return site_settings(lane, id);
                                        }))
                .first;
     }
     return it->second->engine;
+  }
+
+  // Every lane's cache checkpointed and on disk.
+  void checkpoint_all() {
+    for (auto& lane : lanes) lane.cache->checkpoint(true);
+  }
+  std::uint64_t checkpoints() const {
+    std::uint64_t n = 0;
+    for (const auto& lane : lanes) n += lane.cache->checkpoints();
+    return n;
   }
 
   static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
@@ -146,7 +257,7 @@ struct Processor::Impl {
       // its state on disk as current as it is in memory, so that getting a partition back only
       // replays the gap (and settle() reads local offsets from one place).
       try {
-        cache->checkpoint(true);
+        checkpoint_all();
       } catch (const std::exception& e) {
         // Behind on disk is safe (catch-up repairs it); the error is the disk's, so stop.
         spdlog::critical("processor: {}", e.what());
@@ -161,7 +272,7 @@ struct Processor::Impl {
       catch_up.clear();
       end_of.clear();
       paused.clear();
-      engines.clear();
+      for (auto& lane : lanes) lane.engines.clear();
       return;
     }
     std::string why;
@@ -177,7 +288,7 @@ struct Processor::Impl {
       for (int i = 0; i < parts->cnt; ++i) {
         auto& tp = parts->elems[i];
         const TopicPartition key{tp.topic, tp.partition};
-        tp.offset = cache->offset(key).value_or(0);
+        tp.offset = cache_for(key.partition).offset(key).value_or(0);
         assignment.insert(key);
         progress[key] = tp.offset;
         unsettled.insert(key);
@@ -220,18 +331,18 @@ struct Processor::Impl {
       bool ahead = false;
       for (auto* tp : tps) {
         const std::int64_t committed = tp->offset >= 0 ? tp->offset : 0;
-        const std::int64_t local = cache->offset({tp->topic, p}).value_or(0);
+        const std::int64_t local = cache_for(p).offset({tp->topic, p}).value_or(0);
         if (local > committed) ahead = true;
       }
       if (ahead) {
         spdlog::warn("processor: partition {}: local state is ahead of the group's committed "
                      "offsets (offsets were reset?): dropping it and rebuilding from the log", p);
-        cache->drop_partition(p, input_topics);
+        cache_for(p).drop_partition(p, input_topics);
       }
       bool behind = false;
       for (auto* tp : tps) {
         const std::int64_t committed = tp->offset >= 0 ? tp->offset : 0;
-        const std::int64_t local = cache->offset({tp->topic, p}).value_or(0);
+        const std::int64_t local = cache_for(p).offset({tp->topic, p}).value_or(0);
         if (local < committed) {
           catch_up[{tp->topic, p}] = committed;
           behind = true;
@@ -335,7 +446,13 @@ struct Processor::Impl {
       state->erase_all();
     }
     state->set_meta("generation", generation);
-    cache = std::make_unique<StateCache>(*state);
+    // The lanes share one cache budget (a single site keeps one lane busy and the other idle);
+    // each checkpoints its own partitions.
+    StateCacheOptions cache_options;
+    if (lanes.size() > 1) cache_options.shared_bytes = std::make_shared<std::atomic<std::size_t>>(0);
+    cache_options.checkpoint_dirty_bytes /= lanes.size();
+    for (auto& lane : lanes) lane.cache = std::make_unique<StateCache>(*state, cache_options);
+    pool = std::make_unique<LanePool>(lanes.size());
     auto conf = kafka::make_conf(config.kafka, {{"group.id", config.processor.group_id},
                                                 {"isolation.level", "read_committed"},
                                                 {"enable.auto.commit", "false"},
@@ -406,8 +523,9 @@ struct Processor::Impl {
   // Produces one output record inside the batch's transaction. A refusal (the transaction needs
   // aborting, or the producer failed fatally) is kept in produce_status, which decides the batch's
   // fate after its records; nothing more is produced in that batch.
-  void produce(rd_kafka_topic_t* topic, std::string_view key, std::string_view value,
+  void produce(Lane& lane, rd_kafka_topic_t* topic, std::string_view key, std::string_view value,
                bool null_value = false) {
+    kafka::Status& produce_status = lane.produce_status;
     if (!produce_status.ok()) return;
     for (;;) {
       const auto err = rd_kafka_producev(
@@ -434,10 +552,11 @@ struct Processor::Impl {
   }
 
   // Feeds one record to its partition's engine; writes outputs unless `suppress` (state rebuild).
-  // `rank`: the record's topic_rank (0 web events, 1 checkout redirects, 2 Stripe events).
-  void handle(const rd_kafka_message_t* m, bool suppress, int rank) {
+  // `rank`: the record's topic_rank (0 web events, 1 checkout redirects, 2 Stripe events). Runs on
+  // the record's lane's thread.
+  void handle(Lane& lane, const rd_kafka_message_t* m, bool suppress, int rank) {
     const std::string_view value(static_cast<const char*>(m->payload), m->payload ? m->len : 0);
-    auto& engine = engine_for(m->partition);
+    auto& engine = engine_for(lane, m->partition);
     domain::Outcome outcome;
     if (rank == 0) {
       outcome = engine.on_web_event(value);
@@ -454,7 +573,7 @@ struct Processor::Impl {
       case domain::Outcome::Kind::applied:
         for (const auto& rec : outcome.revenue) {
           // A tombstone retires a payment key that was merged into another payment.
-          produce(revenue_rkt.get(), rec.key, rec.tombstone ? std::string_view{} : with_generation(rec.value),
+          produce(lane, revenue_rkt.get(), rec.key, rec.tombstone ? std::string_view{} : with_generation(rec.value),
                   rec.tombstone);
           revenue_out.inc();
         }
@@ -468,7 +587,7 @@ struct Processor::Impl {
         break;
       case domain::Outcome::Kind::invalid: {
         const auto letter = dead_letter_record(outcome.reason, m);
-        produce(dead_letter_rkt.get(), letter.key, letter.value);
+        produce(lane, dead_letter_rkt.get(), letter.key, letter.value);
         dead_letters.inc();
         spdlog::warn("processor: dead-lettered {}[{}]@{}: {}",
                      topics::contract_name(config.kafka, rd_kafka_topic_name(m->rkt)), m->partition,
@@ -602,11 +721,26 @@ struct Processor::Impl {
         return false;
       }
     }
+    // Each lane processes its partitions' records, in batch order, on its own thread.
+    std::vector<int> rank(batch.size());
+    for (auto& lane : lanes) lane.items.clear();
     for (std::size_t i = 0; i < batch.size(); ++i) {
-      handle(batch[i].get(), suppress[i], rank_of(batch[i].get()));
+      rank[i] = rank_of(batch[i].get());
+      lane_of(batch[i]->partition).items.push_back(i);
     }
-    kafka::Status status = std::move(produce_status);
-    produce_status = {};
+    pool->run([&](std::size_t l) {
+      Lane& lane = lanes[l];
+      for (const auto i : lane.items) handle(lane, batch[i].get(), suppress[i], rank[i]);
+    });
+    // A fatal refusal decides over an abortable one.
+    kafka::Status status;
+    for (auto& lane : lanes) {
+      if (!lane.produce_status.ok() &&
+          (status.ok() || lane.produce_status.cls == kafka::ErrorClass::fatal)) {
+        status = lane.produce_status;
+      }
+      lane.produce_status = {};
+    }
     if (transactional && status.ok()) {
       kafka::PartitionListPtr offsets(
           rd_kafka_topic_partition_list_new(static_cast<int>(live_next.size())));
@@ -629,20 +763,23 @@ struct Processor::Impl {
       // Kafka committed first; the state follows at the next checkpoint. A crash before that
       // leaves the local state behind the group's offsets, which the next assignment repairs by
       // re-processing the gap.
-      for (const auto& [tp, off] : next) cache->set_offset(tp, off);
-      cache->commit();
-      if (cache->checkpoint_due()) {
-        const auto started = std::chrono::steady_clock::now();
-        cache->checkpoint(false);
-        const auto took = std::chrono::steady_clock::now() - started;
-        if (took > 100ms) {
-          spdlog::warn("processor: checkpoint {} held processing for {} ms (state cache {} MiB)",
-                       cache->checkpoints(),
-                       std::chrono::duration_cast<std::chrono::milliseconds>(took).count(),
-                       cache->cached_bytes() >> 20);
+      for (const auto& [tp, off] : next) cache_for(tp.partition).set_offset(tp, off);
+      for (auto& lane : lanes) {
+        StateCache& cache = *lane.cache;
+        cache.commit();
+        if (cache.checkpoint_due()) {
+          const auto started = std::chrono::steady_clock::now();
+          cache.checkpoint(false);
+          const auto took = std::chrono::steady_clock::now() - started;
+          if (took > 100ms) {
+            spdlog::warn("processor: checkpoint {} held processing for {} ms (state cache {} MiB)",
+                         cache.checkpoints(),
+                         std::chrono::duration_cast<std::chrono::milliseconds>(took).count(),
+                         cache.cached_bytes() >> 20);
+          }
+        } else {
+          cache.trim();
         }
-      } else {
-        cache->trim();
       }
       if (transactional) commits.inc();
       finish_catch_up();
@@ -656,7 +793,7 @@ struct Processor::Impl {
     }
     spdlog::warn("processor: transaction aborted ({}); rewinding {} partitions", status.message,
                  first.size());
-    cache->discard();
+    for (auto& lane : lanes) lane.cache->discard();
     end_of.clear();   // the rewind re-delivers what the aborted batch held
     eof_pending.clear();
     aborts.inc();
@@ -727,20 +864,20 @@ struct Processor::Impl {
       if (batch.empty()) continue;
       try {
         if (!process_batch(batch)) {
-          cache->discard();  // the state stays as the last committed batch left it
+          for (auto& lane : lanes) lane.cache->discard();  // as the last committed batch left it
           healthy.store(false);
           return;
         }
       } catch (const std::exception& e) {
         spdlog::critical("processor: {}", e.what());
-        cache->discard();
+        for (auto& lane : lanes) lane.cache->discard();
         healthy.store(false);
         return;
       }
     }
     try {
-      cache->checkpoint(true);
-      spdlog::info("processor: state checkpointed ({} checkpoints)", cache->checkpoints());
+      checkpoint_all();
+      spdlog::info("processor: state checkpointed ({} checkpoints)", checkpoints());
     } catch (const std::exception& e) {
       spdlog::critical("processor: {}", e.what());
       healthy.store(false);
@@ -749,7 +886,9 @@ struct Processor::Impl {
 
   // Records per second since the previous sample, sampled at most once a second.
   void sample_rate() {
-    cache_bytes.store(cache->cached_bytes());
+    std::size_t bytes = 0;
+    for (const auto& lane : lanes) bytes += lane.cache->cached_bytes();
+    cache_bytes.store(bytes);
     const auto now = std::chrono::steady_clock::now();
     const double elapsed = std::chrono::duration<double>(now - rate_sampled_at).count();
     if (elapsed < 1.0) return;
@@ -832,15 +971,14 @@ struct Processor::Impl {
   common::metrics::Counter& rebalances;
   common::metrics::Counter& forced_revisions;
   common::metrics::Counter& expired_visitors;
-  std::map<std::string, domain::SiteSettings, std::less<>> sites;
   std::vector<std::pair<std::string, int>> topic_ranks;  // rank_of's cache
   std::string generation_prefix;
   std::vector<std::string> input_topics;
   std::string revenue_topic;
   std::string dead_letter_topic;
   std::unique_ptr<RocksState> state;
-  std::unique_ptr<StateCache> cache;
-  std::map<std::int32_t, std::unique_ptr<PartitionEngine>> engines;
+  std::vector<Lane> lanes;          // engines and state caches, one per processing thread
+  std::unique_ptr<LanePool> pool;
   std::mutex assignment_mutex;
   std::set<TopicPartition> assignment;
   std::map<TopicPartition, std::int64_t> catch_up;  // suppress output below these offsets
@@ -849,7 +987,7 @@ struct Processor::Impl {
   std::map<TopicPartition, std::int64_t> progress;     // processed position (guarded by the mutex)
   std::atomic<double> records_per_second{0};
   std::atomic<std::size_t> cache_bytes{0};
-  kafka::Status produce_status;  // the batch's first refused produce (see produce())  // StateCache::cached_bytes(), sampled by the loop
+  // (cache_bytes: the lanes' StateCache::cached_bytes(), sampled by the loop)
   std::chrono::steady_clock::time_point rate_sampled_at = std::chrono::steady_clock::now();
   std::uint64_t rate_sampled_total = 0;
   std::set<TopicPartition> unsettled;  // assigned, held paused until committed offsets are readable
@@ -899,9 +1037,9 @@ void Processor::start() {
       });
   impl_->http->start();
   impl_->worker = std::thread([impl] { impl->run(); });
-  spdlog::info("processor: consuming {} input topics as group {}; metrics on {}:{}",
-               topics::kInputTopics.size(), impl_->config.processor.group_id, opts.host,
-               impl_->http->port());
+  spdlog::info("processor: consuming {} input topics as group {}, {} processing threads; metrics on {}:{}",
+               topics::kInputTopics.size(), impl_->config.processor.group_id, impl_->lanes.size(),
+               opts.host, impl_->http->port());
 }
 
 void Processor::stop() {

@@ -222,6 +222,14 @@ StateCache::~StateCache() {
   }
   cv_.notify_all();
   writer_.join();
+  if (options_.shared_bytes) options_.shared_bytes->fetch_sub(published_);
+}
+
+std::size_t StateCache::publish() {
+  // Unsigned wrap-around makes the difference a correct signed delta.
+  const std::size_t total = options_.shared_bytes->fetch_add(bytes_ - published_) + (bytes_ - published_);
+  published_ = bytes_;
+  return total;
 }
 
 StateCache::Node* StateCache::lookup(std::string_view key) {
@@ -371,7 +379,9 @@ void StateCache::wait_for_write() {
 }
 
 void StateCache::evict(std::size_t max_scan) {
-  if (bytes_ <= options_.budget_bytes || !undo_.empty()) return;
+  if (!undo_.empty()) return;
+  const std::size_t total = options_.shared_bytes ? publish() : bytes_;
+  if (total <= options_.budget_bytes) return;
   // An entry not used since the latest checkpoint is on disk: its last change was written by a
   // checkpoint before that one, which has finished (a checkpoint waits for the previous write).
   // While the latest checkpoint is being written, the entries it writes (used in the interval
@@ -382,8 +392,13 @@ void StateCache::evict(std::size_t max_scan) {
     in_flight = writing_;
   }
   const std::uint32_t keep_from = in_flight ? epoch_ - 1 : epoch_;
-  // Down to 7/8 of the budget, so that eviction runs in bursts rather than at every batch.
-  const std::size_t target = options_.budget_bytes / 8 * 7;
+  // Down to 7/8 of the budget, so that eviction runs in bursts rather than at every batch; a cache
+  // sharing the budget sheds its share of the excess (in proportion to its size).
+  std::size_t target = options_.budget_bytes / 8 * 7;
+  if (options_.shared_bytes) {
+    const auto share = static_cast<std::size_t>(static_cast<long double>(total - target) * bytes_ / total);
+    target = bytes_ > share ? bytes_ - share : 0;
+  }
   for (std::size_t scanned = 0; bytes_ > target && scanned < max_scan && !clock_.empty(); ++scanned) {
     if (hand_ >= clock_.size()) hand_ = 0;
     Node* n = clock_[hand_];
@@ -397,6 +412,7 @@ void StateCache::evict(std::size_t max_scan) {
     clock_.pop_back();
     map_.erase(KeyView{n->first.bytes, n->first.hash});  // frees n
   }
+  if (options_.shared_bytes) (void)publish();
 }
 
 void StateCache::rebuild_clock() {

@@ -13,6 +13,7 @@
 
 #include <boost/unordered/unordered_flat_set.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -84,6 +85,10 @@ struct StateCacheOptions {
   // Memory for cached values: beyond it, clean values not used lately are evicted a little at a
   // time between batches (dirty ones stay until written).
   std::size_t budget_bytes = 256u << 20;
+  // When set, budget_bytes is shared by every cache holding this counter (one per processing
+  // thread): each adds its size to it between batches and, over budget, evicts its share of the
+  // excess. A busy cache may then use what an idle one does not (one site: one busy partition).
+  std::shared_ptr<std::atomic<std::size_t>> shared_bytes;
   // A checkpoint is due after this long, or when this much is dirty, whichever comes first.
   std::chrono::milliseconds checkpoint_interval{5000};
   std::size_t checkpoint_dirty_bytes = 64u << 20;
@@ -190,6 +195,8 @@ class StateCache {
   // `max_scan` entries from the clock hand on (bounded work: no pause that grows with the cache).
   // Outside a batch only; never an entry the dirty list points at.
   void evict(std::size_t max_scan);
+  // Brings shared_bytes up to date with bytes_; the total of every cache sharing the budget.
+  std::size_t publish();
   void rebuild_clock();
   void wait_for_write();
   static std::size_t cost(std::string_view key, const Entry& e) {
@@ -198,6 +205,7 @@ class StateCache {
 
   RocksState& db_;
   StateCacheOptions options_;
+  std::size_t published_ = 0;  // bytes_ as last added to options_.shared_bytes
   Map map_;
   std::size_t bytes_ = 0;
   // Entries written since the last checkpoint (the first sorted_ of them in key order, so that

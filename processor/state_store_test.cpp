@@ -4,6 +4,7 @@
 #include "processor/state_store.hpp"
 
 #include <catch2/catch.hpp>
+#include <atomic>
 #include <filesystem>
 #include <map>
 #include <random>
@@ -185,6 +186,39 @@ TEST_CASE("eviction within a small budget never changes what is read") {
   for (const auto& [k, v] : truth) keys.push_back(k);
   CHECK(p.keys("k", "l") == keys);
   for (const auto& [k, v] : truth) REQUIRE(p.get(k) == v);
+}
+
+TEST_CASE("caches sharing a budget: a busy one may use what an idle one does not, together they "
+          "keep to it") {
+  TempDir dir;
+  RocksState state(dir.path.string());
+  StateCacheOptions options;
+  options.budget_bytes = 60000;
+  options.shared_bytes = std::make_shared<std::atomic<std::size_t>>(0);
+  StateCache a(state, options), b(state, options);
+  PartitionStore pa(a, 4), pb(b, 5);
+  std::mt19937 rng(11);
+  // One batch of 50 writes to `p`, committed and checkpointed (which evicts what is over).
+  auto batch = [&](StateCache& cache, PartitionStore& p) {
+    for (int i = 0; i < 50; ++i) {
+      p.put("k" + std::to_string(rng() % 4000), std::string(1 + rng() % 60, 'v'));
+    }
+    cache.commit();
+    cache.checkpoint(true);
+  };
+  for (int i = 0; i < 200; ++i) batch(a, pa);
+  // Alone, `a` keeps about 7/8 of the whole budget (not half of it), and the counter is exact.
+  CHECK(a.cached_bytes() > 45000);
+  CHECK(a.cached_bytes() < 70000);
+  CHECK(options.shared_bytes->load() == a.cached_bytes() + b.cached_bytes());
+  for (int i = 0; i < 200; ++i) {
+    batch(b, pb);
+    a.trim();
+  }
+  // Both busy in turn: together near the budget, each with a share.
+  CHECK(b.cached_bytes() > 15000);
+  CHECK(a.cached_bytes() + b.cached_bytes() < 70000);
+  CHECK(options.shared_bytes->load() == a.cached_bytes() + b.cached_bytes());
 }
 
 TEST_CASE("state survives reopening after a checkpoint, and only then") {

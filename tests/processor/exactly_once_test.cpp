@@ -45,6 +45,7 @@ const RevenueHistory& reference() {
     auto d = make_deployment(kafka_bootstrap(), "ref");
     produce_range(d, workload(), 0, workload().records.size());
     ProcessorInstance p(d, "ref");
+    p.env["REVTRACE_PROCESSOR_THREADS"] = "1";  // the runs under test use one thread per core
     p.start();
     const bool idle = wait_idle({&p}, 180s);
     INFO(p.log());
@@ -473,6 +474,26 @@ TEST_CASE("replay from scratch yields the same latest revisions", "[kafka][eos][
   WARN("replay: the live run wrote " << live.records << " records, the replay " << replayed.size()
                                      << ", for " << live.latest.size() << " payments");
   check_same_latest(live, analyse_revenue(replayed));
+}
+
+// Partition p is processed by thread p % threads: the latest revision of every payment is the same,
+// byte for byte, for any thread count (the reference runs on one thread, this run on four, the
+// other tests on one per core).
+TEST_CASE("the number of processing threads changes no record", "[kafka][eos][threads]") {
+  const auto& ref = reference();  // one thread
+  auto d = make_deployment(kafka_bootstrap(), "threads");
+  produce_range(d, workload(), 0, workload().records.size());
+  ProcessorInstance p(d, "threads");
+  p.env["REVTRACE_PROCESSOR_THREADS"] = "4";
+  p.start();
+  {
+    const bool idle = wait_idle({&p}, 180s);
+    INFO(p.log());
+    REQUIRE(idle);
+  }
+  REQUIRE(p.stop() == 0);
+  CHECK_THAT(p.log(), Catch::Contains("4 processing threads"));
+  check_same_latest(ref, analyse_revenue(read_log(d.bootstrap, d.topic(kRevenue), Isolation::read_committed)));
 }
 
 TEST_CASE("after a replay under a new generation elsewhere, an instance drops its old state",
