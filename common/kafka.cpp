@@ -149,7 +149,7 @@ void Producer::on_delivery_report(rd_kafka_t*, const rd_kafka_message_t* msg, vo
   if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) self->failures_.fetch_add(1);
   // The per-message callback was handed to librdkafka as a released unique_ptr; take it back.
   std::unique_ptr<Delivery> cb(static_cast<Delivery*>(msg->_private));
-  if (cb && *cb) (*cb)(msg->err);
+  if (cb && *cb) (*cb)(DeliveryReport{msg->err, msg->partition, msg->err ? -1 : msg->offset});
 }
 
 rd_kafka_resp_err_t Producer::produce(std::string_view topic, std::string_view key,

@@ -80,7 +80,14 @@ struct Status {
 // An asynchronous producer with a background poll thread that runs delivery callbacks.
 class Producer {
  public:
-  using Delivery = std::function<void(rd_kafka_resp_err_t)>;
+  // What the delivery report said; converts to the error alone, so a callback may take just that.
+  struct DeliveryReport {
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    std::int32_t partition = -1;
+    std::int64_t offset = -1;  // where the broker stored it (-1 when it did not)
+    operator rd_kafka_resp_err_t() const noexcept { return err; }  // NOLINT(google-explicit-constructor)
+  };
+  using Delivery = std::function<void(const DeliveryReport&)>;
 
   // `extra` is applied after the defaults (acks=all, idempotence, murmur2 partitioner, lz4).
   Producer(const KafkaConfig& config, const std::map<std::string, std::string>& extra = {});

@@ -477,11 +477,14 @@ struct Gateway::Impl {
         server->context(), std::chrono::milliseconds(config.gateway.webhook_ack_timeout_ms));
     auto answered = std::make_shared<std::atomic<bool>>(false);
     auto finish = [this, respond, start, timer, answered, event_id = record.event_id](
-                      rd_kafka_resp_err_t err, bool timed_out) {
+                      const kafka::Producer::DeliveryReport& report, bool timed_out) {
+      const rd_kafka_resp_err_t err = report.err;
       if (answered->exchange(true)) return;
       timer->cancel();
       if (err == RD_KAFKA_RESP_ERR_NO_ERROR && !timed_out) {
         webhooks_acknowledged->inc();
+        spdlog::debug("gateway: webhook {} stored at partition {} offset {}", event_id,
+                      report.partition, report.offset);
         return send(kWebhook, start, respond, http::json_response(http::Status::ok, "{\"received\":true}"));
       }
       webhook_timeouts->inc();
@@ -490,11 +493,11 @@ struct Gateway::Impl {
       send(kWebhook, start, respond, unavailable("the event could not be stored durably; Stripe will retry"));
     };
     timer->async_wait([finish](const boost::system::error_code& ec) {
-      if (!ec) finish(RD_KAFKA_RESP_ERR__TIMED_OUT, true);
+      if (!ec) finish({RD_KAFKA_RESP_ERR__TIMED_OUT}, true);
     });
     const auto err = webhook_producer->produce(stripe_handle, site->id, record.value,
-                                               [finish](rd_kafka_resp_err_t e) { finish(e, false); });
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) finish(err, false);
+                                               [finish](const kafka::Producer::DeliveryReport& r) { finish(r, false); });
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) finish({err}, false);
   }
 
   void pixel(const http::Request& req, std::chrono::steady_clock::time_point start,
