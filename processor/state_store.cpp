@@ -132,6 +132,13 @@ std::optional<std::int64_t> RocksState::offset(const TopicPartition& tp) const {
   return std::stoll(value);
 }
 
+bool RocksState::has_state() const {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  it->Seek(kStatePrefix);
+  if (!it->status().ok()) throw std::runtime_error("processor: state scan failed: " + it->status().ToString());
+  return it->Valid() && it->key().starts_with(kStatePrefix);
+}
+
 std::vector<std::string> RocksState::keys(std::string_view begin, std::string_view end) const {
   std::vector<std::string> out;
   const std::string upper = state_key(end);
@@ -193,8 +200,49 @@ std::unique_ptr<rocksdb::WriteBatch> in_key_order(const rocksdb::WriteBatch& bat
 
 }  // namespace
 
+namespace {
+// Six bit positions of 9 bits each (one 512-bit block), from a second mix of the hash.
+template <typename F>
+void for_each_bit(std::size_t hash, F&& f) {
+  std::uint64_t h = static_cast<std::uint64_t>(hash) * 0x9E3779B97F4A7C15ULL;
+  h ^= h >> 29;
+  for (int i = 0; i < 6; ++i, h >>= 9) f(static_cast<unsigned>(h & 511u));
+}
+constexpr std::size_t kFirstFilterBlocks = 1u << 14;  // 1 MiB: ~700,000 keys at 12 bits a key
+constexpr std::size_t kMaxFilterBytes = 64u << 20;
+}  // namespace
+
+void KeyFilter::add(std::size_t hash) {
+  if (levels_.empty() || levels_.back().keys >= levels_.back().blocks.size() * 512 / 12) {
+    Level next;
+    next.blocks.assign(levels_.empty() ? kFirstFilterBlocks : levels_.back().blocks.size() * 2, Block{});
+    levels_.push_back(std::move(next));
+  }
+  Level& level = levels_.back();
+  Block& block = level.blocks[(hash >> 7) & (level.blocks.size() - 1)];
+  for_each_bit(hash, [&](unsigned bit) { block.words[bit >> 6] |= std::uint64_t{1} << (bit & 63u); });
+  ++level.keys;
+}
+
+bool KeyFilter::test(const Level& level, std::size_t hash) noexcept {
+  const Block& block = level.blocks[(hash >> 7) & (level.blocks.size() - 1)];
+  bool all = true;
+  for_each_bit(hash, [&](unsigned bit) { all = all && (block.words[bit >> 6] >> (bit & 63u) & 1u); });
+  return all;
+}
+
+bool KeyFilter::may_contain(std::size_t hash) const noexcept {
+  return std::any_of(levels_.begin(), levels_.end(), [&](const Level& l) { return test(l, hash); });
+}
+
+std::size_t KeyFilter::bytes() const noexcept {
+  std::size_t n = 0;
+  for (const auto& l : levels_) n += l.blocks.size() * sizeof(Block);
+  return n;
+}
+
 StateCache::StateCache(RocksState& db, StateCacheOptions options)
-    : db_(db), options_(options) {
+    : db_(db), options_(options), filtering_(!db.has_state()) {
   map_.reserve(1u << 16);
   writer_ = std::thread([this] {
     std::unique_lock lock(mutex_);
@@ -244,9 +292,13 @@ StateCache::Node* StateCache::lookup(std::string_view key) {
   return n;
 }
 
-void StateCache::load(std::string_view key, Entry& e) {
+void StateCache::load(const Key& key, Entry& e) {
   const std::size_t before = e.value.capacity();
-  e.known = db_.read(key, e.value) ? Known::present : Known::absent;
+  if (filtering_ && !written_.may_contain(key.hash)) {
+    e.known = Known::absent;
+  } else {
+    e.known = db_.read(key.bytes, e.value) ? Known::present : Known::absent;
+  }
   if (e.known == Known::absent) e.value.clear();
   bytes_ += e.value.capacity() - before;
 }
@@ -254,7 +306,7 @@ void StateCache::load(std::string_view key, Entry& e) {
 const std::string* StateCache::find(std::string_view key) {
   const auto it = lookup(key);
   Entry& e = it->second;
-  if (e.known == Known::unknown) load(it->first.bytes, e);
+  if (e.known == Known::unknown) load(it->first, e);
   e.touched = epoch_;
   return e.known == Known::present ? &e.value : nullptr;
 }
@@ -440,6 +492,14 @@ void StateCache::checkpoint(bool wait) {
     e.dirty = false;
     if (e.known == Known::present) {
       batch->Put(RocksState::state_key(k), e.value);
+      if (filtering_ && !written_.may_contain(key.hash)) {
+        written_.add(key.hash);
+        // Bounded memory: past ~40 M keys the filter is dropped and every miss reads the database.
+        if (written_.bytes() > kMaxFilterBytes) {
+          filtering_ = false;
+          written_ = KeyFilter{};
+        }
+      }
     } else {
       batch->Delete(RocksState::state_key(k));
     }

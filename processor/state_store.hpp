@@ -72,6 +72,8 @@ class RocksState {
   void erase_all();
   [[nodiscard]] rocksdb::DB& db() noexcept { return *db_; }
   [[nodiscard]] std::uint64_t approximate_size() const;
+  // Whether any state key is stored (an empty state is being built from the log).
+  [[nodiscard]] bool has_state() const;
 
   // The database's key for a state key / an offset.
   [[nodiscard]] static std::string state_key(std::string_view key);
@@ -92,6 +94,27 @@ struct StateCacheOptions {
   // A checkpoint is due after this long, or when this much is dirty, whichever comes first.
   std::chrono::milliseconds checkpoint_interval{5000};
   std::size_t checkpoint_dirty_bytes = 64u << 20;
+};
+
+// Keys that may be on disk, by their hash: a Bloom filter (blocks of one cache line, six bits per
+// key) that grows by adding a twice larger filter when the newest is full, so it never needs the
+// keys again. False positives only cost a database read.
+class KeyFilter {
+ public:
+  void add(std::size_t hash);
+  [[nodiscard]] bool may_contain(std::size_t hash) const noexcept;
+  [[nodiscard]] std::size_t bytes() const noexcept;
+
+ private:
+  struct Block {
+    std::uint64_t words[8];
+  };
+  struct Level {
+    std::vector<Block> blocks;  // a power of two
+    std::size_t keys = 0;
+  };
+  static bool test(const Level& level, std::size_t hash) noexcept;
+  std::vector<Level> levels_;
 };
 
 // The write-back cache over RocksState. Not thread-safe (the processing thread owns it), except
@@ -189,7 +212,7 @@ class StateCache {
   using Slot = Node;
 
   Node* lookup(std::string_view key);  // the entry, created unknown if new
-  void load(std::string_view key, Entry& e);
+  void load(const Key& key, Entry& e);
   void stage(Node& kv);  // before a write: undo record, dirty list
   // Evicts clean entries not used since the latest checkpoint while over budget, looking at up to
   // `max_scan` entries from the clock hand on (bounded work: no pause that grows with the cache).
@@ -206,6 +229,10 @@ class StateCache {
   RocksState& db_;
   StateCacheOptions options_;
   std::size_t published_ = 0;  // bytes_ as last added to options_.shared_bytes
+  // Built from empty, the database holds only keys this cache wrote: a key the filter has never
+  // seen is absent without a read (most reads of a rebuild are of keys that do not exist yet).
+  bool filtering_ = false;
+  KeyFilter written_;
   Map map_;
   std::size_t bytes_ = 0;
   // Entries written since the last checkpoint (the first sorted_ of them in key order, so that

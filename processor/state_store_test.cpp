@@ -188,6 +188,21 @@ TEST_CASE("eviction within a small budget never changes what is read") {
   for (const auto& [k, v] : truth) REQUIRE(p.get(k) == v);
 }
 
+TEST_CASE("key filter: never forgets a key, rarely claims one it never saw, grows") {
+  KeyFilter filter;
+  std::mt19937_64 rng(3);
+  std::vector<std::size_t> added;
+  for (int i = 0; i < 800000; ++i) added.push_back(std::hash<std::string>{}("k" + std::to_string(rng())));
+  for (const auto h : added) filter.add(h);
+  for (const auto h : added) REQUIRE(filter.may_contain(h));
+  std::size_t false_positives = 0;
+  for (int i = 0; i < 100000; ++i) {
+    false_positives += filter.may_contain(std::hash<std::string>{}("other" + std::to_string(rng())));
+  }
+  CHECK(false_positives < 3000);  // under 3 % (about 1 % expected)
+  CHECK(filter.bytes() > (1u << 20));  // it grew past its first level
+}
+
 TEST_CASE("caches sharing a budget: a busy one may use what an idle one does not, together they "
           "keep to it") {
   TempDir dir;
