@@ -80,7 +80,8 @@ struct Lane {
   std::map<std::int32_t, std::unique_ptr<PartitionEngine>> engines;
   std::map<std::string, domain::SiteSettings, std::less<>> sites;
   kafka::Status produce_status;    // the batch's first refused produce (see produce())
-  std::vector<std::size_t> items;  // this batch's records of the lane (indexes, in batch order)
+  // This batch's records of the lane, in batch order: index in the batch, topic rank.
+  std::vector<std::pair<std::size_t, int>> items;
 };
 
 // Runs one task per lane: lane 0 on the calling thread, the others on threads of their own that
@@ -722,15 +723,19 @@ struct Processor::Impl {
       }
     }
     // Each lane processes its partitions' records, in batch order, on its own thread.
-    std::vector<int> rank(batch.size());
     for (auto& lane : lanes) lane.items.clear();
+    const rd_kafka_topic_t* run_topic = nullptr;  // the batch is sorted by topic: a rank per run
+    int rank = 0;
     for (std::size_t i = 0; i < batch.size(); ++i) {
-      rank[i] = rank_of(batch[i].get());
-      lane_of(batch[i]->partition).items.push_back(i);
+      if (batch[i]->rkt != run_topic) {
+        run_topic = batch[i]->rkt;
+        rank = rank_of(batch[i].get());
+      }
+      lane_of(batch[i]->partition).items.push_back({i, rank});
     }
     pool->run([&](std::size_t l) {
       Lane& lane = lanes[l];
-      for (const auto i : lane.items) handle(lane, batch[i].get(), suppress[i], rank[i]);
+      for (const auto& [i, rank] : lane.items) handle(lane, batch[i].get(), suppress[i], rank);
     });
     // A fatal refusal decides over an abortable one.
     kafka::Status status;

@@ -132,6 +132,18 @@ ChargeSpec charge_spec(const std::string& id, const std::string& pi, std::int64_
   return s;
 }
 
+// A Payment Link's checkout session (payment mode, paid).
+CheckoutSpec link_session(const std::string& id, std::int64_t amount, const std::string& pi,
+                          const std::string& link, Millis created) {
+  CheckoutSpec s;
+  s.id = id;
+  s.amount = amount;
+  s.payment_intent = pi;
+  s.payment_link = link;
+  s.created = created;
+  return s;
+}
+
 Input pi_event(const std::string& evt, const std::string& pi, const std::string& ch,
                std::int64_t amount, Millis at) {
   PaymentIntentSpec s;
@@ -758,13 +770,8 @@ TEST_CASE("Payment Link with client_reference_id: every subset of its events, on
   const Millis paid = T0 + kMinute;
   const std::vector<Input> web{
       pageview("v-link", "l1", T0, "https://shop.example/pricing", "https://www.google.com/")};
-  CheckoutSpec cs;
-  cs.id = "cs_test_L3";
-  cs.amount = 1500;
-  cs.payment_intent = "pi_L3";
-  cs.payment_link = "plink_3";
+  CheckoutSpec cs = link_session("cs_test_L3", 1500, "pi_L3", "plink_3", paid - kMinute);
   cs.client_reference_id = "v-link";
-  cs.created = paid - kMinute;
   const auto completed =
       stripe_event("evt_l3", "checkout.session.completed", paid, checkout_session(cs));
   ChargeSpec ch = charge_spec("ch_L3", "pi_L3", 1500, paid - 2000);
@@ -798,21 +805,11 @@ TEST_CASE("Payment Links: client_reference_id, and campaign metadata without any
   const Millis paid = T0 + kMinute;
   const std::vector<Input> web{
       pageview("v-link", "l1", T0, "https://shop.example/pricing", "https://www.google.com/")};
-  CheckoutSpec with_reference;
-  with_reference.id = "cs_test_L1";
-  with_reference.amount = 1500;
-  with_reference.payment_intent = "pi_L1";
-  with_reference.payment_link = "plink_1";
+  CheckoutSpec with_reference = link_session("cs_test_L1", 1500, "pi_L1", "plink_1", paid - kMinute);
   with_reference.client_reference_id = "v-link";
-  with_reference.created = paid - kMinute;
-  CheckoutSpec campaign;
-  campaign.id = "cs_test_L2";
-  campaign.amount = 2500;
-  campaign.payment_intent = "pi_L2";
-  campaign.payment_link = "plink_2";
+  CheckoutSpec campaign = link_session("cs_test_L2", 2500, "pi_L2", "plink_2", paid - kMinute);
   campaign.metadata =
       metadata({{"revtrace_campaign", "podcast-may"}, {"revtrace_source", "podcast"}});
-  campaign.created = paid - kMinute;
   auto ledger = same_ledger_in_every_order(
       web,
       {stripe_event("evt_l1", "checkout.session.completed", paid, checkout_session(with_reference)),
