@@ -37,7 +37,7 @@ for tool in wrk nginx curl; do
 done
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_port() { python3 "$root/deploy/kafka/free_port.py"; }
 
 tmp=$(mktemp -d /tmp/revtrace-gateway-bench.XXXXXX)
 gateway_pid=""

@@ -80,7 +80,7 @@ trap cleanup EXIT
 trap "exit 143" INT TERM
 log() { echo "bench: $*" >&2; }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_port() { python3 "$root/deploy/kafka/free_port.py"; }
 json_get() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
 
 # Waits for a process to exit within a deadline (seconds); kills it after.

@@ -6,10 +6,8 @@ KAFKA_LIBS=$KAFKA_CACHE/libs
 
 die() { echo "kafka: $*" >&2; exit 1; }
 
-# A free TCP port on 127.0.0.1 (the kernel picks it).
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
+# A free TCP port on 127.0.0.1 (deploy/kafka/free_port.py: below the ephemeral range).
+free_port() { python3 "$KAFKA_POM_DIR/free_port.py"; }
 
 kafka_java() {
   local dir=$1; shift

@@ -5,7 +5,6 @@
 import { spawn, execFile } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -29,13 +28,13 @@ export function unique(prefix) {
   return `${prefix}${Date.now().toString(36)}${randomBytes(4).toString('hex')}`;
 }
 
+// A port a server can listen on now, from deploy/kafka/free_port.py (below the kernel's ephemeral
+// range, where no outgoing connection takes it first).
 export function freePort() {
   return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
+    execFile('python3', [join(sourceDir, 'deploy/kafka/free_port.py')], (error, stdout) => {
+      if (error) reject(error);
+      else resolve(Number(stdout.trim()));
     });
   });
 }

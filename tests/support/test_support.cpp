@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <set>
@@ -64,17 +65,36 @@ std::string temp_dir(const std::string& prefix) {
   return dir.string();
 }
 
-std::uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+namespace {
+// Whether a server could listen on 127.0.0.1:port now.
+bool bindable(std::uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  addr.sin_port = htons(port);
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
   ::close(fd);
-  return ntohs(addr.sin_port);
+  return ok;
+}
+}  // namespace
+
+std::uint16_t free_port() {
+  // Below the kernel's ephemeral range: a port handed out there (bind to port 0) can be taken by
+  // any process's next outgoing connection (Kafka clients open many) before our server binds it.
+  int ephemeral_low = 32768;
+  std::ifstream("/proc/sys/net/ipv4/ip_local_port_range") >> ephemeral_low;
+  const int low = 10000;
+  const int high = std::max(low + 1000, ephemeral_low) - 1;
+  static std::mt19937 rng(std::random_device{}());
+  static std::mutex mutex;
+  std::lock_guard lock(mutex);
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    const auto port = static_cast<std::uint16_t>(std::uniform_int_distribution<int>(low, high)(rng));
+    if (bindable(port)) return port;
+  }
+  throw std::runtime_error("free_port: no free port in " + std::to_string(low) + ".." + std::to_string(high));
 }
 
 bool wait_until(std::chrono::milliseconds timeout, const std::function<bool()>& condition,
