@@ -71,29 +71,28 @@ struct PartitionEngine {
   domain::AttributionEngine engine;
 };
 
-// One partition number — all of one site's state — with its own state cache, engine and site
-// settings. Shards share only the producer (thread-safe) and the counters (atomic). A shard is
-// processed by one thread at a time, its records in batch order, so the results do not depend on
-// the number of threads; which thread takes it is decided per batch (the biggest shards first),
-// which keeps the threads equally busy when the partitions are not (sites differ in size).
-struct Shard {
+// One processing thread's share of the partition numbers (p % lanes): its own state cache,
+// engines and site settings. Lanes share only the producer (thread-safe) and the counters
+// (atomic); a partition number — all of one site's state — always belongs to one lane, so the
+// results do not depend on the number of lanes.
+struct Lane {
   std::unique_ptr<StateCache> cache;
-  std::unique_ptr<PartitionEngine> engine;  // made on first use, dropped when revoked
+  std::map<std::int32_t, std::unique_ptr<PartitionEngine>> engines;
   std::map<std::string, domain::SiteSettings, std::less<>> sites;
-  kafka::Status produce_status;  // the batch's first refused produce (see produce())
-  // This batch's records of the shard, in batch order: index in the batch, topic rank.
+  kafka::Status produce_status;    // the batch's first refused produce (see produce())
+  // This batch's records of the lane, in batch order: index in the batch, topic rank.
   std::vector<std::pair<std::size_t, int>> items;
 };
 
-// Runs a task on every thread of the pool: thread 0 is the calling one, the others live as long
-// as the pool. run() returns when every thread finished the task and rethrows the first exception
-// one threw.
-class WorkerPool {
+// Runs one task per lane: lane 0 on the calling thread, the others on threads of their own that
+// live as long as the pool. run() returns when every lane finished and rethrows the first
+// exception a lane threw.
+class LanePool {
  public:
-  explicit WorkerPool(std::size_t threads) {
-    for (std::size_t i = 1; i < threads; ++i) threads_.emplace_back([this, i] { serve(i); });
+  explicit LanePool(std::size_t lanes) {
+    for (std::size_t i = 1; i < lanes; ++i) threads_.emplace_back([this, i] { serve(i); });
   }
-  ~WorkerPool() {
+  ~LanePool() {
     {
       std::lock_guard lock(mutex_);
       stopping_ = true;
@@ -101,8 +100,8 @@ class WorkerPool {
     wake_.notify_all();
     for (auto& t : threads_) t.join();
   }
-  WorkerPool(const WorkerPool&) = delete;
-  WorkerPool& operator=(const WorkerPool&) = delete;
+  LanePool(const LanePool&) = delete;
+  LanePool& operator=(const LanePool&) = delete;
 
   void run(const std::function<void(std::size_t)>& task) {
     {
@@ -127,7 +126,7 @@ class WorkerPool {
   }
 
  private:
-  void serve(std::size_t thread) {
+  void serve(std::size_t lane) {
     std::uint64_t seen = 0;
     for (;;) {
       const std::function<void(std::size_t)>* task = nullptr;
@@ -140,7 +139,7 @@ class WorkerPool {
       }
       std::exception_ptr error;
       try {
-        (*task)(thread);
+        (*task)(lane);
       } catch (...) {
         error = std::current_exception();
       }
@@ -194,72 +193,55 @@ struct Processor::Impl {
         phase_process(m.counter(kPhaseName, kPhaseHelp, "phase=\"process\"")),
         phase_commit(m.counter(kPhaseName, kPhaseHelp, "phase=\"commit\"")),
         phase_state(m.counter(kPhaseName, kPhaseHelp, "phase=\"state\"")) {
-    thread_count = static_cast<std::size_t>(
+    const auto lane_count = static_cast<std::size_t>(
         config.processor.threads > 0 ? config.processor.threads
                                      : std::max(1u, std::thread::hardware_concurrency()));
+    lanes.resize(lane_count);
+    for (auto& lane : lanes) {
+      for (const auto& site : config.sites) lane.sites.emplace(site.id, settings_of(site));
+    }
     generation_prefix = "{\"generation\":" + std::to_string(config.processor.generation) + ",";
     for (auto t : topics::kInputTopics) input_topics.push_back(topics::name(config.kafka, t));
     revenue_topic = topics::name(config.kafka, topics::kAttributedRevenue);
     dead_letter_topic = topics::name(config.kafka, topics::kDeadLetter);
   }
 
-  static const domain::SiteSettings& site_settings(Shard& shard, std::string_view id) {
-    auto it = shard.sites.find(id);
-    if (it == shard.sites.end()) {
+  static const domain::SiteSettings& site_settings(Lane& lane, std::string_view id) {
+    auto it = lane.sites.find(id);
+    if (it == lane.sites.end()) {
       common::SiteConfig unknown;
       unknown.id = std::string(id);
-      it = shard.sites.emplace(unknown.id, settings_of(unknown)).first;
+      it = lane.sites.emplace(unknown.id, settings_of(unknown)).first;
     }
     return it->second;
   }
 
-  // The shard of a partition number, made (with its cache) when first needed. Processing
-  // threads never call this: shards are made by the loop's thread, between tasks.
-  Shard& shard_of(std::int32_t partition) {
-    auto& slot = shards[partition];
-    if (!slot) {
-      slot = std::make_unique<Shard>();
-      auto options = cache_options;
-      options.scope = partition_prefix(partition);
-      slot->cache = std::make_unique<StateCache>(*state, std::move(options));
-      for (const auto& site : config.sites) slot->sites.emplace(site.id, settings_of(site));
+  Lane& lane_of(std::int32_t partition) {
+    return lanes[static_cast<std::size_t>(partition) % lanes.size()];
+  }
+  StateCache& cache_for(std::int32_t partition) { return *lane_of(partition).cache; }
+
+  domain::AttributionEngine& engine_for(Lane& lane, std::int32_t partition) {
+    auto it = lane.engines.find(partition);
+    if (it == lane.engines.end()) {
+      it = lane.engines
+               .emplace(partition, std::make_unique<PartitionEngine>(
+                                       *lane.cache, partition,
+                                       [&lane](std::string_view id) -> const domain::SiteSettings& {
+                                         return site_settings(lane, id);
+                                       }))
+               .first;
     }
-    return *slot;
-  }
-  StateCache& cache_for(std::int32_t partition) { return *shard_of(partition).cache; }
-
-  domain::AttributionEngine& engine_for(Shard& shard, std::int32_t partition) {
-    if (!shard.engine) {
-      shard.engine = std::make_unique<PartitionEngine>(
-          *shard.cache, partition,
-          [&shard](std::string_view id) -> const domain::SiteSettings& {
-            return site_settings(shard, id);
-          });
-    }
-    return shard.engine->engine;
+    return it->second->engine;
   }
 
-  // Runs `task` on every shard in `order`, spread over the processing threads: each thread takes
-  // the next shard not taken yet, so a shard is processed by one thread at a time.
-  void for_each_shard(const std::vector<Shard*>& order, const std::function<void(Shard&)>& task) {
-    std::atomic<std::size_t> next{0};
-    pool->run([&](std::size_t) {
-      for (std::size_t k = next.fetch_add(1); k < order.size(); k = next.fetch_add(1)) {
-        task(*order[k]);
-      }
-    });
-  }
-
-  // Every shard's cache checkpointed and on disk.
+  // Every lane's cache checkpointed and on disk.
   void checkpoint_all() {
-    for (auto& [p, shard] : shards) shard->cache->checkpoint(true);
-  }
-  void discard_all() {
-    for (auto& [p, shard] : shards) shard->cache->discard();
+    for (auto& lane : lanes) lane.cache->checkpoint(true);
   }
   std::uint64_t checkpoints() const {
     std::uint64_t n = 0;
-    for (const auto& [p, shard] : shards) n += shard->cache->checkpoints();
+    for (const auto& lane : lanes) n += lane.cache->checkpoints();
     return n;
   }
 
@@ -295,7 +277,7 @@ struct Processor::Impl {
       catch_up.clear();
       end_of.clear();
       paused.clear();
-      for (auto& [p, shard] : shards) shard->engine.reset();
+      for (auto& lane : lanes) lane.engines.clear();
       return;
     }
     std::string why;
@@ -469,11 +451,13 @@ struct Processor::Impl {
       state->erase_all();
     }
     state->set_meta("generation", generation);
-    // The shards' caches share one budget (a busy site may use what idle ones do not); each
-    // checkpoints its own partition number's state.
-    cache_options.shared_bytes = std::make_shared<std::atomic<std::size_t>>(0);
-    cache_options.checkpoint_dirty_bytes /= static_cast<std::size_t>(std::max(1, config.kafka.partitions));
-    pool = std::make_unique<WorkerPool>(thread_count);
+    // The lanes share one cache budget (a single site keeps one lane busy and the other idle);
+    // each checkpoints its own partitions.
+    StateCacheOptions cache_options;
+    if (lanes.size() > 1) cache_options.shared_bytes = std::make_shared<std::atomic<std::size_t>>(0);
+    cache_options.checkpoint_dirty_bytes /= lanes.size();
+    for (auto& lane : lanes) lane.cache = std::make_unique<StateCache>(*state, cache_options);
+    pool = std::make_unique<LanePool>(lanes.size());
     auto conf = kafka::make_conf(config.kafka, {{"group.id", config.processor.group_id},
                                                 {"isolation.level", "read_committed"},
                                                 {"enable.auto.commit", "false"},
@@ -544,9 +528,9 @@ struct Processor::Impl {
   // Produces one output record inside the batch's transaction. A refusal (the transaction needs
   // aborting, or the producer failed fatally) is kept in produce_status, which decides the batch's
   // fate after its records; nothing more is produced in that batch.
-  void produce(Shard& shard, rd_kafka_topic_t* topic, std::string_view key, std::string_view value,
+  void produce(Lane& lane, rd_kafka_topic_t* topic, std::string_view key, std::string_view value,
                bool null_value = false) {
-    kafka::Status& produce_status = shard.produce_status;
+    kafka::Status& produce_status = lane.produce_status;
     if (!produce_status.ok()) return;
     for (;;) {
       const auto err = rd_kafka_producev(
@@ -574,10 +558,10 @@ struct Processor::Impl {
 
   // Feeds one record to its partition's engine; writes outputs unless `suppress` (state rebuild).
   // `rank`: the record's topic_rank (0 web events, 1 checkout redirects, 2 Stripe events). Runs on
-  // the thread that took the record's shard.
-  void handle(Shard& shard, const rd_kafka_message_t* m, bool suppress, int rank) {
+  // the record's lane's thread.
+  void handle(Lane& lane, const rd_kafka_message_t* m, bool suppress, int rank) {
     const std::string_view value(static_cast<const char*>(m->payload), m->payload ? m->len : 0);
-    auto& engine = engine_for(shard, m->partition);
+    auto& engine = engine_for(lane, m->partition);
     domain::Outcome outcome;
     if (rank == 0) {
       outcome = engine.on_web_event(value);
@@ -594,7 +578,7 @@ struct Processor::Impl {
       case domain::Outcome::Kind::applied:
         for (const auto& rec : outcome.revenue) {
           // A tombstone retires a payment key that was merged into another payment.
-          produce(shard, revenue_rkt.get(), rec.key, rec.tombstone ? std::string_view{} : with_generation(rec.value),
+          produce(lane, revenue_rkt.get(), rec.key, rec.tombstone ? std::string_view{} : with_generation(rec.value),
                   rec.tombstone);
           revenue_out.inc();
         }
@@ -608,7 +592,7 @@ struct Processor::Impl {
         break;
       case domain::Outcome::Kind::invalid: {
         const auto letter = dead_letter_record(outcome.reason, m);
-        produce(shard, dead_letter_rkt.get(), letter.key, letter.value);
+        produce(lane, dead_letter_rkt.get(), letter.key, letter.value);
         dead_letters.inc();
         spdlog::warn("processor: dead-lettered {}[{}]@{}: {}",
                      topics::contract_name(config.kafka, rd_kafka_topic_name(m->rkt)), m->partition,
@@ -742,10 +726,8 @@ struct Processor::Impl {
         return false;
       }
     }
-    // Each shard's records, in batch order, on one of the processing threads; the shards with
-    // the most records are taken first.
-    std::vector<Shard*> busy;
-    for (auto& [p, shard] : shards) shard->items.clear();
+    // Each lane processes its partitions' records, in batch order, on its own thread.
+    for (auto& lane : lanes) lane.items.clear();
     const rd_kafka_topic_t* run_topic = nullptr;  // the batch is sorted by topic: a rank per run
     int rank = 0;
     for (std::size_t i = 0; i < batch.size(); ++i) {
@@ -753,9 +735,7 @@ struct Processor::Impl {
         run_topic = batch[i]->rkt;
         rank = rank_of(batch[i].get());
       }
-      Shard& shard = shard_of(batch[i]->partition);
-      if (shard.items.empty()) busy.push_back(&shard);
-      shard.items.push_back({i, rank});
+      lane_of(batch[i]->partition).items.push_back({i, rank});
     }
     auto phase_started = std::chrono::steady_clock::now();
     const auto end_phase = [&phase_started](common::metrics::Counter& phase) {
@@ -764,21 +744,19 @@ struct Processor::Impl {
           std::chrono::duration_cast<std::chrono::microseconds>(now - phase_started).count()));
       phase_started = now;
     };
-    std::stable_sort(busy.begin(), busy.end(), [](const Shard* a, const Shard* b) {
-      return a->items.size() > b->items.size();
-    });
-    for_each_shard(busy, [&](Shard& shard) {
-      for (const auto& [i, rank] : shard.items) handle(shard, batch[i].get(), suppress[i], rank);
+    pool->run([&](std::size_t l) {
+      Lane& lane = lanes[l];
+      for (const auto& [i, rank] : lane.items) handle(lane, batch[i].get(), suppress[i], rank);
     });
     end_phase(phase_process);
     // A fatal refusal decides over an abortable one.
     kafka::Status status;
-    for (auto* shard : busy) {
-      if (!shard->produce_status.ok() &&
-          (status.ok() || shard->produce_status.cls == kafka::ErrorClass::fatal)) {
-        status = shard->produce_status;
+    for (auto& lane : lanes) {
+      if (!lane.produce_status.ok() &&
+          (status.ok() || lane.produce_status.cls == kafka::ErrorClass::fatal)) {
+        status = lane.produce_status;
       }
-      shard->produce_status = {};
+      lane.produce_status = {};
     }
     if (transactional && status.ok()) {
       kafka::PartitionListPtr offsets(
@@ -804,10 +782,8 @@ struct Processor::Impl {
       // leaves the local state behind the group's offsets, which the next assignment repairs by
       // re-processing the gap.
       for (const auto& [tp, off] : next) cache_for(tp.partition).set_offset(tp, off);
-      std::vector<Shard*> all;
-      for (auto& [p, shard] : shards) all.push_back(shard.get());
-      for_each_shard(all, [](Shard& shard) {
-        StateCache& cache = *shard.cache;
+      for (auto& lane : lanes) {
+        StateCache& cache = *lane.cache;
         cache.commit();
         if (cache.checkpoint_due()) {
           const auto started = std::chrono::steady_clock::now();
@@ -822,7 +798,7 @@ struct Processor::Impl {
         } else {
           cache.trim();
         }
-      });
+      }
       end_phase(phase_state);
       if (transactional) commits.inc();
       finish_catch_up();
@@ -836,7 +812,7 @@ struct Processor::Impl {
     }
     spdlog::warn("processor: transaction aborted ({}); rewinding {} partitions", status.message,
                  first.size());
-    discard_all();
+    for (auto& lane : lanes) lane.cache->discard();
     end_of.clear();   // the rewind re-delivers what the aborted batch held
     eof_pending.clear();
     aborts.inc();
@@ -911,13 +887,13 @@ struct Processor::Impl {
                                                     .count()));
       try {
         if (!process_batch(batch)) {
-          discard_all();  // as the last committed batch left it
+          for (auto& lane : lanes) lane.cache->discard();  // as the last committed batch left it
           healthy.store(false);
           return;
         }
       } catch (const std::exception& e) {
         spdlog::critical("processor: {}", e.what());
-        discard_all();
+        for (auto& lane : lanes) lane.cache->discard();
         healthy.store(false);
         return;
       }
@@ -934,7 +910,7 @@ struct Processor::Impl {
   // Records per second since the previous sample, sampled at most once a second.
   void sample_rate() {
     std::size_t bytes = 0;
-    for (const auto& [p, shard] : shards) bytes += shard->cache->cached_bytes();
+    for (const auto& lane : lanes) bytes += lane.cache->cached_bytes();
     cache_bytes.store(bytes);
     const auto now = std::chrono::steady_clock::now();
     const double elapsed = std::chrono::duration<double>(now - rate_sampled_at).count();
@@ -1019,7 +995,7 @@ struct Processor::Impl {
   common::metrics::Counter& forced_revisions;
   common::metrics::Counter& expired_visitors;
   // Where a batch's wall time goes (microseconds): collecting records, processing them on the
-  // threads, the Kafka transaction, and the state commit with its checkpoint or eviction.
+  // lanes, the Kafka transaction, and the state commit with its checkpoint or eviction.
   static constexpr const char* kPhaseName = "revtrace_processor_batch_phase_microseconds_total";
   static constexpr const char* kPhaseHelp = "Wall time of the batch loop's phases.";
   common::metrics::Counter& phase_poll;
@@ -1032,10 +1008,8 @@ struct Processor::Impl {
   std::string revenue_topic;
   std::string dead_letter_topic;
   std::unique_ptr<RocksState> state;
-  std::size_t thread_count = 1;     // processing threads (processor.threads)
-  StateCacheOptions cache_options;  // every shard's cache (with the shard's scope)
-  std::map<std::int32_t, std::unique_ptr<Shard>> shards;  // by partition number
-  std::unique_ptr<WorkerPool> pool;
+  std::vector<Lane> lanes;          // engines and state caches, one per processing thread
+  std::unique_ptr<LanePool> pool;
   std::mutex assignment_mutex;
   std::set<TopicPartition> assignment;
   std::map<TopicPartition, std::int64_t> catch_up;  // suppress output below these offsets
@@ -1044,7 +1018,7 @@ struct Processor::Impl {
   std::map<TopicPartition, std::int64_t> progress;     // processed position (guarded by the mutex)
   std::atomic<double> records_per_second{0};
   std::atomic<std::size_t> cache_bytes{0};
-  // (cache_bytes: the shards' StateCache::cached_bytes(), sampled by the loop)
+  // (cache_bytes: the lanes' StateCache::cached_bytes(), sampled by the loop)
   std::chrono::steady_clock::time_point rate_sampled_at = std::chrono::steady_clock::now();
   std::uint64_t rate_sampled_total = 0;
   std::set<TopicPartition> unsettled;  // assigned, held paused until committed offsets are readable
@@ -1095,7 +1069,7 @@ void Processor::start() {
   impl_->http->start();
   impl_->worker = std::thread([impl] { impl->run(); });
   spdlog::info("processor: consuming {} input topics as group {}, {} processing threads; metrics on {}:{}",
-               topics::kInputTopics.size(), impl_->config.processor.group_id, impl_->thread_count,
+               topics::kInputTopics.size(), impl_->config.processor.group_id, impl_->lanes.size(),
                opts.host, impl_->http->port());
 }
 

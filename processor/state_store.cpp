@@ -132,12 +132,11 @@ std::optional<std::int64_t> RocksState::offset(const TopicPartition& tp) const {
   return std::stoll(value);
 }
 
-bool RocksState::has_state(std::string_view prefix) const {
-  const std::string first = state_key(prefix);
+bool RocksState::has_state() const {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-  it->Seek(first);
+  it->Seek(kStatePrefix);
   if (!it->status().ok()) throw std::runtime_error("processor: state scan failed: " + it->status().ToString());
-  return it->Valid() && it->key().starts_with(first);
+  return it->Valid() && it->key().starts_with(kStatePrefix);
 }
 
 std::vector<std::string> RocksState::keys(std::string_view begin, std::string_view end) const {
@@ -243,7 +242,7 @@ std::size_t KeyFilter::bytes() const noexcept {
 }
 
 StateCache::StateCache(RocksState& db, StateCacheOptions options)
-    : db_(db), options_(options), filtering_(!db.has_state(options_.scope)) {
+    : db_(db), options_(options), filtering_(!db.has_state()) {
   map_.reserve(1u << 16);
   writer_ = std::thread([this] {
     std::unique_lock lock(mutex_);

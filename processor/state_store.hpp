@@ -72,9 +72,8 @@ class RocksState {
   void erase_all();
   [[nodiscard]] rocksdb::DB& db() noexcept { return *db_; }
   [[nodiscard]] std::uint64_t approximate_size() const;
-  // Whether any state key starting with `prefix` is stored (an empty state, or an empty scope of
-  // it, is being built from the log).
-  [[nodiscard]] bool has_state(std::string_view prefix = {}) const;
+  // Whether any state key is stored (an empty state is being built from the log).
+  [[nodiscard]] bool has_state() const;
 
   // The database's key for a state key / an offset.
   [[nodiscard]] static std::string state_key(std::string_view key);
@@ -95,9 +94,6 @@ struct StateCacheOptions {
   // A checkpoint is due after this long, or when this much is dirty, whichever comes first.
   std::chrono::milliseconds checkpoint_interval{5000};
   std::size_t checkpoint_dirty_bytes = 64u << 20;
-  // The prefix of every state key this cache holds (partition_prefix: one cache per partition
-  // number), or empty for any key. The key filter is used when nothing under it is on disk yet.
-  std::string scope;
 };
 
 // Keys that may be on disk, by their hash: a Bloom filter (blocks of one cache line, six bits per

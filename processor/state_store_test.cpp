@@ -264,47 +264,6 @@ TEST_CASE("state survives reopening after a checkpoint, and only then") {
   CHECK(p.keys("pay/", "pay0") == std::vector<std::string>{"pay/a"});
 }
 
-TEST_CASE("a cache scoped to one partition number reads that partition's state from disk, whatever "
-          "other partitions hold") {
-  TempDir dir;
-  RocksState state(dir.path.string());
-  CHECK_FALSE(state.has_state());
-  {
-    StateCacheOptions options;
-    options.scope = partition_prefix(3);
-    StateCache cache(state, options);
-    PartitionStore p(cache, 3);
-    p.put("vis/a", "seen");
-    cache.set_offset({"t", 3}, 5);
-    cache.commit();
-    cache.checkpoint(true);
-  }
-  CHECK(state.has_state());
-  CHECK(state.has_state(partition_prefix(3)));
-  CHECK_FALSE(state.has_state(partition_prefix(4)));
-  CHECK_FALSE(state.has_state(partition_prefix(30)));
-
-  // Partition 3 has state on disk: its new cache must read it (no key filter claiming absence).
-  StateCacheOptions three;
-  three.scope = partition_prefix(3);
-  StateCache cache3(state, three);
-  PartitionStore p3(cache3, 3);
-  CHECK(p3.get("vis/a") == "seen");
-  CHECK(cache3.offset({"t", 3}) == 5);
-
-  // Partition 4 starts empty beside it: what it writes it reads back, the rest is absent.
-  StateCacheOptions four;
-  four.scope = partition_prefix(4);
-  StateCache cache4(state, four);
-  PartitionStore p4(cache4, 4);
-  CHECK_FALSE(p4.get("vis/a").has_value());
-  p4.put("vis/b", "new");
-  cache4.commit();
-  cache4.checkpoint(true);
-  CHECK(p4.get("vis/b") == "new");
-  CHECK(state.has_state(partition_prefix(4)));
-}
-
 TEST_CASE("state properties survive erase_all, which drops every key and offset") {
   TempDir dir;
   RocksState state(dir.path.string());
