@@ -452,6 +452,18 @@ TEST_CASE("replay from scratch yields the same latest revisions", "[kafka][eos][
     INFO(p.log());
     REQUIRE(idle);
   }
+  {
+    // Where the batches' time went: collecting, processing and committing each took some.
+    const auto m = p.metrics();
+    const auto phase = [&m](const char* name) {
+      return m.value(std::string("revtrace_processor_batch_phase_microseconds_total{phase=\"") + name +
+                     "\"}");
+    };
+    CHECK(m.committed() > 0);
+    CHECK(phase("poll") > 0);
+    CHECK(phase("process") > 0);
+    CHECK(phase("commit") > 0);
+  }
   REQUIRE(p.stop() == 0);
   const auto live_log = read_log(d.bootstrap, d.topic(kRevenue), Isolation::read_committed);
   const auto live = analyse_revenue(live_log);
