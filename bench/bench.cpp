@@ -218,13 +218,6 @@ double metric_sum(const std::string& text, const std::string& name) {
   return sum;
 }
 
-// The value of one labelled series, e.g. series = R"(name{phase="poll"})"; 0 when absent.
-double metric_series(const std::string& text, const std::string& series) {
-  const auto at = text.find("\n" + series + " ");
-  if (at == std::string::npos) return 0;
-  return std::stod(text.substr(at + series.size() + 2));
-}
-
 int run_wait(std::uint16_t port, std::uint64_t target, int pid, double timeout_s, bool lag_zero) {
   const auto start = Clock::now();
   double first = -1;
@@ -254,7 +247,7 @@ int run_wait(std::uint16_t port, std::uint64_t target, int pid, double timeout_s
         for (const char* phase : {"poll", "process", "commit", "state"}) {
           const std::string series = std::string("revtrace_processor_batch_phase_microseconds_total{phase=\"") +
                                      phase + "\"}";
-          std::cout << sep << '"' << phase << R"(":)" << metric_series(res.body, series) / 1e6;
+          std::cout << sep << '"' << phase << R"(":)" << metric_sum(res.body, series) / 1e6;
           sep = ",";
         }
         std::cout << "}}\n";

@@ -666,6 +666,15 @@ struct Processor::Impl {
     }
   }
 
+  // Adds the microseconds since `since` to a phase's counter; returns now (the next phase's start).
+  static std::chrono::steady_clock::time_point add_elapsed(common::metrics::Counter& phase,
+                                                           std::chrono::steady_clock::time_point since) {
+    const auto now = std::chrono::steady_clock::now();
+    phase.inc(static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(now - since).count()));
+    return now;
+  }
+
   // Processes one batch in one transaction; returns false when the process must stop.
   bool process_batch(std::vector<kafka::MessagePtr>& batch) {
     // A deterministic order within the batch (web evidence before payments, then offsets): fewer
@@ -738,17 +747,11 @@ struct Processor::Impl {
       lane_of(batch[i]->partition).items.push_back({i, rank});
     }
     auto phase_started = std::chrono::steady_clock::now();
-    const auto end_phase = [&phase_started](common::metrics::Counter& phase) {
-      const auto now = std::chrono::steady_clock::now();
-      phase.inc(static_cast<std::uint64_t>(
-          std::chrono::duration_cast<std::chrono::microseconds>(now - phase_started).count()));
-      phase_started = now;
-    };
     pool->run([&](std::size_t l) {
       Lane& lane = lanes[l];
       for (const auto& [i, rank] : lane.items) handle(lane, batch[i].get(), suppress[i], rank);
     });
-    end_phase(phase_process);
+    phase_started = add_elapsed(phase_process, phase_started);
     // A fatal refusal decides over an abortable one.
     kafka::Status status;
     for (auto& lane : lanes) {
@@ -776,7 +779,7 @@ struct Processor::Impl {
         }
       }
     }
-    end_phase(phase_commit);
+    phase_started = add_elapsed(phase_commit, phase_started);
     if (status.ok()) {
       // Kafka committed first; the state follows at the next checkpoint. A crash before that
       // leaves the local state behind the group's offsets, which the next assignment repairs by
@@ -799,7 +802,7 @@ struct Processor::Impl {
           cache.trim();
         }
       }
-      end_phase(phase_state);
+      add_elapsed(phase_state, phase_started);
       if (transactional) commits.inc();
       finish_catch_up();
       record_progress(next);
@@ -882,9 +885,7 @@ struct Processor::Impl {
         if (std::chrono::steady_clock::now() >= deadline) break;
       }
       if (batch.empty()) continue;
-      phase_poll.inc(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                                    std::chrono::steady_clock::now() - poll_started)
-                                                    .count()));
+      add_elapsed(phase_poll, poll_started);
       try {
         if (!process_batch(batch)) {
           for (auto& lane : lanes) lane.cache->discard();  // as the last committed batch left it
