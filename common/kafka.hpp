@@ -195,6 +195,9 @@ class MockCluster {
   MockCluster& operator=(const MockCluster&) = delete;
   [[nodiscard]] std::string bootstrap() const;
   void create_topic(const std::string& name, int partitions);
+  // The cluster itself, for librdkafka's fault injection (rdkafka_mock.h) in tests: slow or
+  // failing requests, partition leaders on chosen brokers.
+  [[nodiscard]] rd_kafka_mock_cluster_t* native() const noexcept { return cluster_; }
 
  private:
   HandlePtr owner_;

@@ -60,6 +60,10 @@ std::string default_instance_id(const std::string& data_dir) {
 // (PERFORMANCE.md) and still commit in well under a second.
 constexpr std::size_t kMaxBatchRecords = 20000;
 
+// How long a partition number's records wait for its other input topics' first fetch after an
+// assignment (see hold_records_until_all_topics_fetched) before they are processed without it.
+constexpr auto kFirstFetchWait = std::chrono::seconds(30);
+
 }  // namespace
 
 // One partition number's engine, over the state scoped to that partition.
@@ -256,6 +260,10 @@ struct Processor::Impl {
     rebalanced = true;
     rebalances.inc();
     eof_pending.clear();
+    fetched.clear();  // the assignment starts over: every partition's first fetch is awaited again
+    held.clear();     // re-fetched from the positions the new assignment sets
+    held_since.clear();
+    noted_rkt = nullptr;
     if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
       spdlog::info("processor: {} partitions revoked", parts->cnt);
       // The next owner rebuilds from the log up to the committed offsets; this instance keeps
@@ -666,6 +674,73 @@ struct Processor::Impl {
     }
   }
 
+  // Kafka orders records within a partition, not across topics: after an assignment, one input
+  // topic's partition can start fetching seconds before another's (each is positioned on its
+  // own), so a payment could be computed before the pageviews written before it and emit an
+  // unattributed revision that the next batch revises. A partition number's live records
+  // therefore wait (in memory, in order, for the next batch) until each of its assigned input
+  // partitions has been fetched once since the assignment: a record or its end came. Records
+  // replayed with output suppressed do not wait; after kFirstFetchWait (a topic's leader gone)
+  // the records go on without the missing topic; on shutdown nothing waits.
+  void hold_records_until_all_topics_fetched(std::vector<kafka::MessagePtr>& batch) {
+    if (fetched.size() >= assignment.size()) return;  // every assigned partition fetched
+    const auto now = std::chrono::steady_clock::now();
+    std::map<std::int32_t, bool> waits;  // by partition number
+    auto must_wait = [&](const rd_kafka_message_t* m, const TopicPartition& tp) {
+      if (stopping.load()) return false;
+      if (auto target = catch_up.find(tp); target != catch_up.end() && m->offset < target->second) {
+        return false;
+      }
+      auto [it, inserted] = waits.try_emplace(m->partition, false);
+      if (!inserted) return it->second;
+      std::vector<std::string> missing;
+      std::string names;
+      for (const auto& t : input_topics) {
+        const TopicPartition other{t, m->partition};
+        if (assignment.count(other) && !fetched.count(other)) {
+          missing.push_back(t);
+          names += (names.empty() ? "" : ", ") + t;
+        }
+      }
+      if (missing.empty()) return false;
+      const auto since = held_since.try_emplace(m->partition, now).first->second;
+      if (now - since < kFirstFetchWait) return it->second = true;
+      spdlog::warn("processor: partition {}: {} not fetched {} s after the assignment; processing "
+                   "the other topics' records without waiting for it", m->partition, names,
+                   std::chrono::duration_cast<std::chrono::seconds>(kFirstFetchWait).count());
+      for (const auto& t : missing) fetched.insert({t, m->partition});
+      return false;
+    };
+    std::vector<kafka::MessagePtr> kept;
+    kept.reserve(batch.size());
+    for (auto& m : batch) {
+      const TopicPartition tp{rd_kafka_topic_name(m->rkt), m->partition};
+      if (must_wait(m.get(), tp)) {
+        held.push_back(std::move(m));
+      } else {
+        kept.push_back(std::move(m));
+      }
+    }
+    batch = std::move(kept);
+  }
+
+  // The partition's first record or end since the assignment (see
+  // hold_records_until_all_topics_fetched).
+  void note_fetched(const rd_kafka_message_t* m) {
+    if (fetched.size() >= assignment.size()) return;
+    if (m->rkt == noted_rkt && m->partition == noted_partition) return;  // records come in runs
+    noted_rkt = m->rkt;
+    noted_partition = m->partition;
+    fetched.insert({rd_kafka_topic_name(m->rkt), m->partition});
+  }
+
+  bool holds_records_of(const TopicPartition& tp) const {
+    for (const auto& m : held) {
+      if (m->partition == tp.partition && tp.topic == rd_kafka_topic_name(m->rkt)) return true;
+    }
+    return false;
+  }
+
   // Adds the microseconds since `since` to a phase's counter; returns now (the next phase's start).
   static std::chrono::steady_clock::time_point add_elapsed(common::metrics::Counter& phase,
                                                            std::chrono::steady_clock::time_point since) {
@@ -698,6 +773,7 @@ struct Processor::Impl {
       for (std::size_t i = 0; i < keyed.size(); ++i) batch[i] = std::move(keyed[i].m);
     }
     defer_live_records_of_catching_up_groups(batch);
+    hold_records_until_all_topics_fetched(batch);
     if (batch.empty()) return true;
     std::map<TopicPartition, std::int64_t> first;
     std::map<TopicPartition, std::int64_t> next;       // every record: the local state's offsets
@@ -835,10 +911,24 @@ struct Processor::Impl {
     return true;
   }
 
+  // process_batch, with a failure (false or an exception) leaving the state as the last
+  // committed batch left it and marking the processor unhealthy; false when the loop must stop.
+  bool run_batch(std::vector<kafka::MessagePtr>& batch) {
+    try {
+      if (process_batch(batch)) return true;
+    } catch (const std::exception& e) {
+      spdlog::critical("processor: {}", e.what());
+    }
+    for (auto& lane : lanes) lane.cache->discard();
+    healthy.store(false);
+    return false;
+  }
+
   void run() {
     std::vector<kafka::MessagePtr> batch;
     while (!stopping.load()) {
-      batch.clear();
+      batch = std::move(held);  // records waiting for their partition number's first fetches
+      held.clear();
       settle_held();
       sample_rate();
       rebalanced = false;
@@ -868,11 +958,14 @@ struct Processor::Impl {
         }
         if (!unsettled.empty() && unsettled.count({rd_kafka_topic_name(m->rkt), m->partition})) {
           // Fetched in the moment between assigning a held partition and pausing it: it is
-          // fetched again from where settling it positions it.
+          // fetched again from where settling it positions it. An end reached then still counts
+          // as its first fetch: a partition resumed at its end reports no end again.
+          if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) note_fetched(m.get());
           continue;
         }
         if (m->err) {
           if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            note_fetched(m.get());
             // Every record before this end was delivered (and is in this batch or processed).
             end_of[{rd_kafka_topic_name(m->rkt), m->partition}] = m->offset;
             eof_pending[{rd_kafka_topic_name(m->rkt), m->partition}] = m->offset;
@@ -881,23 +974,20 @@ struct Processor::Impl {
           }
           continue;
         }
+        note_fetched(m.get());
         batch.push_back(std::move(m));
         if (std::chrono::steady_clock::now() >= deadline) break;
       }
       if (batch.empty()) continue;
       add_elapsed(phase_poll, poll_started);
-      try {
-        if (!process_batch(batch)) {
-          for (auto& lane : lanes) lane.cache->discard();  // as the last committed batch left it
-          healthy.store(false);
-          return;
-        }
-      } catch (const std::exception& e) {
-        spdlog::critical("processor: {}", e.what());
-        for (auto& lane : lanes) lane.cache->discard();
-        healthy.store(false);
-        return;
-      }
+      if (!run_batch(batch)) return;
+    }
+    // Records still waiting for a first fetch were delivered: they are processed before leaving
+    // (nothing waits once stopping is set).
+    if (!held.empty()) {
+      batch = std::move(held);
+      held.clear();
+      if (!run_batch(batch)) return;
     }
     try {
       checkpoint_all();
@@ -935,7 +1025,8 @@ struct Processor::Impl {
     }
     for (auto it = eof_pending.begin(); it != eof_pending.end();) {
       const auto& [tp, end] = *it;
-      if (paused.count(tp) || unsettled.count(tp) || catch_up.count(tp) || !assignment.count(tp)) {
+      if (paused.count(tp) || unsettled.count(tp) || catch_up.count(tp) || !assignment.count(tp) ||
+          holds_records_of(tp)) {
         ++it;
         continue;
       }
@@ -1024,6 +1115,14 @@ struct Processor::Impl {
   std::uint64_t rate_sampled_total = 0;
   std::set<TopicPartition> unsettled;  // assigned, held paused until committed offsets are readable
   std::set<TopicPartition> paused;
+  // Since the assignment: partitions that delivered a record or their end, and the records held
+  // until each of their partition number's input partitions did (with when that number started
+  // waiting; hold_records_until_all_topics_fetched).
+  std::set<TopicPartition> fetched;
+  std::vector<kafka::MessagePtr> held;
+  std::map<std::int32_t, std::chrono::steady_clock::time_point> held_since;
+  const rd_kafka_topic_t* noted_rkt = nullptr;  // note_fetched's last partition
+  std::int32_t noted_partition = -1;
   bool rebalanced = false;
   kafka::HandlePtr consumer;
   kafka::HandlePtr producer;
