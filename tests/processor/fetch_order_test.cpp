@@ -18,6 +18,7 @@
 #include "common/topics.hpp"
 #include "processor/processor.hpp"
 #include "tests/support/test_support.hpp"
+#include "tests/support/workload.hpp"
 
 using namespace revtrace;
 using namespace revtrace::testing;
@@ -27,15 +28,6 @@ namespace {
 
 constexpr int kFetchApiKey = 1;  // the Kafka protocol's Fetch request
 constexpr int kSlowFetchMs = 3000;
-
-std::string escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out;
-}
 
 std::string pageview(const std::string& site, const std::string& id, std::int64_t at,
                      const std::string& url) {
@@ -48,14 +40,8 @@ std::string checkout_completed(const std::string& site, std::int64_t paid_s) {
   const std::string session =
       R"({"id":"cs_order1","object":"checkout.session","amount_total":4900,"currency":"usd","payment_status":"paid","status":"complete","mode":"payment","livemode":true,"client_reference_id":null,"customer":null,"customer_details":{"email":"buyer@example.com"},"payment_intent":"pi_order1","payment_link":null,"metadata":{"revtrace_visitor_id":"v1"},"created":)" +
       std::to_string(paid_s) + "}";
-  const std::string payload =
-      R"({"id":"evt_order1","object":"event","api_version":"2025-03-31.basil","created":)" +
-      std::to_string(paid_s) + R"(,"livemode":true,"type":"checkout.session.completed","data":{"object":)" +
-      session + "}}";
-  return R"({"site_id":")" + site + R"(","source":"webhook","received_at":)" +
-         std::to_string(paid_s * 1000 + 500) +
-         R"(,"event_id":"evt_order1","event_type":"checkout.session.completed","livemode":true,"api_version":"2025-03-31.basil","created":)" +
-         std::to_string(paid_s) + R"(,"payload":")" + escape(payload) + "\"}";
+  return stripe_envelope(site, "evt_order1", "checkout.session.completed", paid_s, session,
+                         paid_s * 1000 + 500);
 }
 
 }  // namespace

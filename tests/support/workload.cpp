@@ -15,8 +15,11 @@ std::string escape(const std::string& s) {
   return out;
 }
 
-std::string stripe(const std::string& site, const std::string& id, const std::string& type,
-                   std::int64_t created, const std::string& object, std::int64_t received) {
+}  // namespace
+
+std::string stripe_envelope(const std::string& site, const std::string& id,
+                            const std::string& type, std::int64_t created,
+                            const std::string& object, std::int64_t received) {
   const std::string payload = R"({"id":")" + id +
                               R"(","object":"event","api_version":"2025-03-31.basil","created":)" +
                               std::to_string(created) + R"(,"livemode":true,"type":")" + type +
@@ -26,8 +29,6 @@ std::string stripe(const std::string& site, const std::string& id, const std::st
          R"(","livemode":true,"api_version":"2025-03-31.basil","created":)" +
          std::to_string(created) + R"(,"payload":")" + escape(payload) + "\"}";
 }
-
-}  // namespace
 
 Workload make_workload(std::uint32_t seed, int sites, int visitors_per_site,
                        const std::string& site_prefix) {
@@ -81,7 +82,7 @@ Workload make_workload(std::uint32_t seed, int sites, int visitors_per_site,
           R"(","payment_link":null,"metadata":{)" +
           (by_metadata ? R"("revtrace_visitor_id":")" + visitor + "\"" : std::string()) +
           R"(},"created":)" + std::to_string(paid_s) + "}";
-      const auto event = stripe(site, "evt_cs_" + n, "checkout.session.completed", paid_s, session, t);
+      const auto event = stripe_envelope(site, "evt_cs_" + n, "checkout.session.completed", paid_s, session, t);
       w.records.push_back({"revtrace.stripe-events.v1", site, event});
       if (rng() % 4 == 0) w.records.push_back({"revtrace.stripe-events.v1", site, event});  // duplicate
       if (!by_metadata) {
@@ -101,7 +102,7 @@ Workload make_workload(std::uint32_t seed, int sites, int visitors_per_site,
             n + R"(","billing_details":{"email":null},"receipt_email":null,"metadata":{},"created":)" +
             std::to_string(paid_s) + "}";
         w.records.push_back({"revtrace.stripe-events.v1", site,
-                             stripe(site, "evt_rf_" + n, "charge.refunded", paid_s + 3600, charge, t)});
+                             stripe_envelope(site, "evt_rf_" + n, "charge.refunded", paid_s + 3600, charge, t)});
       }
     }
   }

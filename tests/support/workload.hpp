@@ -20,6 +20,12 @@ struct Workload {
   std::size_t payments = 0;
 };
 
+// A stripe-events record as the gateway writes it: the envelope around a Stripe event `id` of
+// `type` whose data.object is the JSON `object`.
+[[nodiscard]] std::string stripe_envelope(const std::string& site, const std::string& id,
+                                          const std::string& type, std::int64_t created,
+                                          const std::string& object, std::int64_t received);
+
 [[nodiscard]] Workload make_workload(std::uint32_t seed, int sites, int visitors_per_site,
                                      const std::string& site_prefix);
 
