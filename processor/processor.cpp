@@ -193,6 +193,9 @@ struct Processor::Impl {
                                    "(processor/domain/ENGINE.md, Revisions); expected 0.")),
         expired_visitors(m.counter("revtrace_processor_expired_visitors_total",
                                    "Anonymous visitors expired after lookback + idle margin.")),
+        first_fetch_timeouts(m.counter("revtrace_processor_first_fetch_timeouts_total",
+                                       "Partition numbers whose records stopped waiting for an "
+                                       "input topic's first fetch after an assignment; expected 0.")),
         phase_poll(m.counter(kPhaseName, kPhaseHelp, "phase=\"poll\"")),
         phase_process(m.counter(kPhaseName, kPhaseHelp, "phase=\"process\"")),
         phase_commit(m.counter(kPhaseName, kPhaseHelp, "phase=\"commit\"")),
@@ -709,6 +712,7 @@ struct Processor::Impl {
                    "the other topics' records without waiting for it", m->partition, names,
                    std::chrono::duration_cast<std::chrono::seconds>(kFirstFetchWait).count());
       for (const auto& t : missing) fetched.insert({t, m->partition});
+      first_fetch_timeouts.inc();
       return false;
     };
     std::vector<kafka::MessagePtr> kept;
@@ -929,13 +933,16 @@ struct Processor::Impl {
     while (!stopping.load()) {
       batch = std::move(held);  // records waiting for their partition number's first fetches
       held.clear();
+      // Only records polled now count towards the batch's size: held ones must not stop the
+      // polling that brings the fetches they wait for.
+      const std::size_t limit = batch.size() + kMaxBatchRecords;
       settle_held();
       sample_rate();
       rebalanced = false;
       const auto poll_started = std::chrono::steady_clock::now();
       const auto deadline = std::chrono::steady_clock::now() +
                             std::chrono::milliseconds(config.processor.transaction_interval_ms);
-      while (batch.size() < kMaxBatchRecords) {
+      while (batch.size() < limit) {
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
             deadline - std::chrono::steady_clock::now());
         kafka::MessagePtr m(rd_kafka_consumer_poll(
@@ -1086,6 +1093,7 @@ struct Processor::Impl {
   common::metrics::Counter& rebalances;
   common::metrics::Counter& forced_revisions;
   common::metrics::Counter& expired_visitors;
+  common::metrics::Counter& first_fetch_timeouts;
   // Where a batch's wall time goes (microseconds): collecting records, processing them on the
   // lanes, the Kafka transaction, and the state commit with its checkpoint or eviction.
   static constexpr const char* kPhaseName = "revtrace_processor_batch_phase_microseconds_total";

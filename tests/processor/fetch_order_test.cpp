@@ -28,6 +28,7 @@ namespace {
 
 constexpr int kFetchApiKey = 1;  // the Kafka protocol's Fetch request
 constexpr int kSlowFetchMs = 3000;
+constexpr int kBacklog = 25000;
 
 std::string pageview(const std::string& site, const std::string& id, std::int64_t at,
                      const std::string& url) {
@@ -86,6 +87,17 @@ TEST_CASE("a payment fetched before its pageviews waits for them: one attributed
                                                  "https://order-shop.example/pricing")) == 0);
     REQUIRE(producer.flush(30s));
     REQUIRE(producer.produce(stripe, site, checkout_completed(site, t0 / 1000 + 60)) == 0);
+    // A backlog behind it, more than one batch (20,000 records) of Stripe events revtrace does
+    // not use: the records waiting must not stop the polling that brings the pageviews.
+    for (int i = 0; i < kBacklog; ++i) {
+      const auto id = "evt_customer" + std::to_string(i);
+      while (producer.produce(stripe, site,
+                              stripe_envelope(site, id, "customer.created", t0 / 1000 + 61,
+                                              R"({"id":"cus_1","object":"customer"})",
+                                              t0 + 61000)) == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        (void)producer.flush(100ms);
+      }
+    }
     REQUIRE(producer.flush(30s));
   }
   // From now on broker 2 answers its next fetches late: the processor's web-events partitions
@@ -114,7 +126,7 @@ TEST_CASE("a payment fetched before its pageviews waits for them: one attributed
       }
       return false;
     };
-    return at(web, 2) && at(stripe, 1);
+    return at(web, 2) && at(stripe, 1 + kBacklog);
   }, 100ms);
   processor.stop();
   REQUIRE(processor.healthy());
@@ -124,6 +136,9 @@ TEST_CASE("a payment fetched before its pageviews waits for them: one attributed
   INFO("attributed-revenue records:\n" << values);
   REQUIRE(attributed);
   REQUIRE(all_processed);
+  // The wait ended because the pageviews came, not because it gave up on them.
+  CHECK(metrics.counter("revtrace_processor_first_fetch_timeouts_total", "").value() == 0);
+  CHECK(metrics.counter("revtrace_processor_skipped_total", "").value() == kBacklog);
   // One record: the payment's first revision already has the pageviews' touch.
   REQUIRE(out.size() == 1);
   simdjson::dom::parser parser;
