@@ -778,7 +778,13 @@ struct Processor::Impl {
     }
     defer_live_records_of_catching_up_groups(batch);
     hold_records_until_all_topics_fetched(batch);
-    if (batch.empty()) return true;
+    if (batch.empty()) {
+      // Every record waits: what a poll that brought nothing does (partitions caught up by their
+      // end go live, ends count as progress), as the loop polls with records in hand meanwhile.
+      finish_catch_up();
+      record_progress({});
+      return true;
+    }
     std::map<TopicPartition, std::int64_t> first;
     std::map<TopicPartition, std::int64_t> next;       // every record: the local state's offsets
     std::map<TopicPartition, std::int64_t> live_next;  // records with output: the group's offsets
