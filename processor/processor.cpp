@@ -689,37 +689,37 @@ struct Processor::Impl {
     if (fetched.size() >= assignment.size()) return;  // every assigned partition fetched
     const auto now = std::chrono::steady_clock::now();
     std::map<std::int32_t, bool> waits;  // by partition number
-    auto must_wait = [&](const rd_kafka_message_t* m, const TopicPartition& tp) {
+    auto must_wait = [&](const rd_kafka_message_t* m) {
       if (stopping.load()) return false;
-      if (auto target = catch_up.find(tp); target != catch_up.end() && m->offset < target->second) {
-        return false;
+      if (!catch_up.empty()) {
+        auto target = catch_up.find({rd_kafka_topic_name(m->rkt), m->partition});
+        if (target != catch_up.end() && m->offset < target->second) return false;
       }
       auto [it, inserted] = waits.try_emplace(m->partition, false);
       if (!inserted) return it->second;
       std::vector<std::string> missing;
-      std::string names;
       for (const auto& t : input_topics) {
         const TopicPartition other{t, m->partition};
-        if (assignment.count(other) && !fetched.count(other)) {
-          missing.push_back(t);
-          names += (names.empty() ? "" : ", ") + t;
-        }
+        if (assignment.count(other) && !fetched.count(other)) missing.push_back(t);
       }
       if (missing.empty()) return false;
       const auto since = held_since.try_emplace(m->partition, now).first->second;
       if (now - since < kFirstFetchWait) return it->second = true;
+      std::string names;
+      for (const auto& t : missing) {
+        names += (names.empty() ? "" : ", ") + t;
+        fetched.insert({t, m->partition});
+      }
       spdlog::warn("processor: partition {}: {} not fetched {} s after the assignment; processing "
                    "the other topics' records without waiting for it", m->partition, names,
                    std::chrono::duration_cast<std::chrono::seconds>(kFirstFetchWait).count());
-      for (const auto& t : missing) fetched.insert({t, m->partition});
       first_fetch_timeouts.inc();
       return false;
     };
     std::vector<kafka::MessagePtr> kept;
     kept.reserve(batch.size());
     for (auto& m : batch) {
-      const TopicPartition tp{rd_kafka_topic_name(m->rkt), m->partition};
-      if (must_wait(m.get(), tp)) {
+      if (must_wait(m.get())) {
         held.push_back(std::move(m));
       } else {
         kept.push_back(std::move(m));
@@ -972,7 +972,7 @@ struct Processor::Impl {
         if (!unsettled.empty() && unsettled.count({rd_kafka_topic_name(m->rkt), m->partition})) {
           // Fetched in the moment between assigning a held partition and pausing it: it is
           // fetched again from where settling it positions it. An end reached then still counts
-          // as its first fetch: a partition resumed at its end reports no end again.
+          // as its first fetch: a partition resumed at that end may not report it again.
           if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) note_fetched(m.get());
           continue;
         }
