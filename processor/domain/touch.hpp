@@ -2,6 +2,7 @@
 // Touches: a session's traffic source, taken from its landing pageview. Pure functions of the
 // pageview and the site's rules; the rules are documented in processor/domain/README.md.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -58,5 +59,13 @@ struct Touch {
 // click id are equal. Time, landing path, device and the referrer host do not count (the referrer
 // already shows in the source when it is the source; with UTMs the UTMs name the source).
 [[nodiscard]] bool same_source(const Touch& a, const Touch& b);
+
+namespace detail {
+// For touch_test only. extract_touch reads plain URLs ("scheme://host[:port]/path?query#fragment"
+// without escapes, user info or IP literals) with a split on the delimiters and everything else
+// with Boost.URL (or a lenient split when Boost.URL rejects the text). nullopt: `text` is not
+// plain; otherwise whether both readings give the same scheme, host, path and parameters.
+[[nodiscard]] std::optional<bool> plain_url_reading_agrees(std::string_view text);
+}  // namespace detail
 
 }  // namespace revtrace::domain

@@ -3,6 +3,7 @@
 #include "processor/domain/touch.hpp"
 
 #include <catch2/catch.hpp>
+#include <random>
 
 #include "processor/domain/channels.hpp"
 
@@ -206,6 +207,8 @@ TEST_CASE("extract_touch never throws on hostile input", "[touch]") {
       std::string("https://shop.example/?utm_source=") + '\0' + "x", "https://shop.example/?utm_campaign=" + long_value,
       "\xFF\xFE\xFD", "android-app://", "https://[::1]:80/?gclid=1", "http://a@b@c:1:2/?ref=%ZZ",
       "javascript:alert(1)", "data:text/html,<b>", "////", "?utm_source=%E2%82",
+      // An empty query before a fragment, plain and with an escape (boostorg/url#864).
+      "?#", "https://shop.example/?#top", "https://shop.example/caf%C3%A9?#top",
   };
   for (const auto& url : inputs) {
     for (const auto& ref : inputs) {
@@ -263,4 +266,53 @@ TEST_CASE("is_direct and same_source", "[touch]") {
     c.*field += "-other";
     CHECK_FALSE(same_source(a, c));
   }
+}
+
+TEST_CASE("plain URLs are read as Boost.URL reads them", "[touch]") {
+  // Typical pixel URLs and referrers take the plain reading.
+  for (const std::string_view url :
+       {"https://shop.example/pricing?utm_source=Newsletter&utm_medium=Email",
+        "https://shop.example", "https://shop.example?utm_source=a+b", "HTTPS://WWW.Shop.Example:8443/",
+        "//shop.example/x?gclid=1&&=&ref", "https://shop.example/p?a=b=c&q=?/x#frag",
+        "android-app://com.google.android.gm/", "https://shop.example/?", "https://:80/x",
+        "http://127.0.0.1:8080/a;b/c:d?x=(1)*!$',~"}) {
+    INFO(url);
+    const auto agrees = detail::plain_url_reading_agrees(url);
+    REQUIRE(agrees.has_value());
+    CHECK(*agrees);
+  }
+  // Escapes, user info, IP literals, two fragments, a bad port, odd characters: the general
+  // parser.
+  for (const std::string_view url :
+       {"https://shop.example/caf%C3%A9", "https://u:p@shop.example/", "https://[::1]/",
+        "https://shop.example/#a#b", "https://shop.example:8a/", "https://shop.example/a b",
+        "https://shop.example/?q=\"x\"", "shop.example/x", "/relative?utm_source=a",
+        "https://sh\xC3\xB6p.example/"}) {
+    INFO(url);
+    CHECK_FALSE(detail::plain_url_reading_agrees(url).has_value());
+  }
+  // A generated corpus: every text the plain reading takes reads the same with Boost.URL.
+  std::mt19937 rng(20261203);
+  const std::string_view alphabet = "aZ09-._~!$&'()*+,;=:/?#%@[] \"<>^`{|}\\";
+  const std::string_view pieces[] = {"https://", "http://", "//", "android-app://", "HTTP://",
+                                     "shop.example", "www.", ":8443", ":", "/", "?", "&", "=",
+                                     "#", "utm_source", "UTM_Medium", "+", "gclid", "..", ""};
+  std::size_t plain = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::string url(pieces[rng() % 5]);
+    const int parts = static_cast<int>(rng() % 12);
+    for (int k = 0; k < parts; ++k) {
+      if (rng() % 3 == 0) {
+        url += alphabet[rng() % alphabet.size()];
+      } else {
+        url += pieces[rng() % std::size(pieces)];
+      }
+    }
+    const auto agrees = detail::plain_url_reading_agrees(url);
+    if (!agrees) continue;
+    ++plain;
+    INFO(url);
+    REQUIRE(*agrees);
+  }
+  CHECK(plain > 2000);  // the corpus exercises the plain reading, not only the fallback
 }
