@@ -467,6 +467,7 @@ struct Processor::Impl {
     StateCacheOptions cache_options;
     if (lanes.size() > 1) cache_options.shared_bytes = std::make_shared<std::atomic<std::size_t>>(0);
     cache_options.checkpoint_dirty_bytes /= lanes.size();
+    cache_options.checkpoint_ingest_bytes /= lanes.size();
     for (auto& lane : lanes) lane.cache = std::make_unique<StateCache>(*state, cache_options);
     pool = std::make_unique<LanePool>(lanes.size());
     auto conf = kafka::make_conf(config.kafka, {{"group.id", config.processor.group_id},

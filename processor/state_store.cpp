@@ -3,9 +3,11 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/sst_file_writer.h>
 #include <rocksdb/table.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <set>
 #include <stdexcept>
 
@@ -67,6 +69,10 @@ RocksState::RocksState(const std::string& dir) {
   const auto status = rocksdb::DB::Open(options, dir, &raw);
   if (!status.ok()) throw std::runtime_error("processor: cannot open state " + dir + ": " + status.ToString());
   db_.reset(raw);
+  // A table file of a checkpoint that a crash left before its ingestion is not in the database.
+  // (Only now: the open holds the database's lock.)
+  ingest_dir_ = (std::filesystem::path(dir) / "ingest").string();
+  std::filesystem::remove_all(ingest_dir_);
 }
 
 bool RocksState::read(std::string_view key, std::string& out) const {
@@ -87,6 +93,35 @@ rocksdb::Status RocksState::write(rocksdb::WriteBatch& batch) {
   // system loses in a crash leaves the state behind the committed offsets, which catch-up
   // repairs; the WAL keeps each batch atomic and the batches in order (processor/RECOVERY.md).
   return db_->Write(rocksdb::WriteOptions(), &batch);
+}
+
+rocksdb::Status RocksState::ingest(const std::vector<Op>& ops) {
+  // Checkpoints written before through the WAL are synced first, so that a power loss cannot keep
+  // this one and lose one before it (the checkpoints on disk stay a prefix of those written).
+  if (auto status = db_->SyncWAL(); !status.ok()) return status;
+  std::error_code ec;
+  std::filesystem::create_directories(ingest_dir_, ec);
+  if (ec) return rocksdb::Status::IOError(ingest_dir_, ec.message());
+  // One file per call: each processing thread's cache has its own writer thread.
+  const std::string path = ingest_dir_ + "/checkpoint-" + std::to_string(++ingests_) + ".sst";
+  // The file stays in the page cache: compaction reads it soon.
+  rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), db_->GetOptions(), nullptr,
+                                /*invalidate_page_cache=*/false);
+  auto status = writer.Open(path);
+  for (auto op = ops.begin(); status.ok() && op != ops.end(); ++op) {
+    status = op->put ? writer.Put(op->key, op->value) : writer.Delete(op->key);
+  }
+  if (status.ok()) status = writer.Finish();
+  if (status.ok()) {
+    rocksdb::IngestExternalFileOptions options;
+    options.move_files = true;
+    // Readers learn the file's sequence number from the manifest; writing it into the file too
+    // would be another write and sync of it.
+    options.write_global_seqno = false;
+    status = db_->IngestExternalFile({path}, options);
+  }
+  std::filesystem::remove(path, ec);  // moved on success; whatever is left on failure
+  return status;
 }
 
 void RocksState::erase_range(std::string_view begin, std::string_view end,
@@ -167,35 +202,39 @@ std::uint64_t RocksState::approximate_size() const {
 
 namespace {
 
-// The same writes in key order (each key appears once in a checkpoint): the memtable's skip list
-// then inserts a run of ascending keys from where the previous one went (its sequential splice)
-// instead of searching from the top for each — a third of the insert's cost. Done on the writer
-// thread, so the processing thread does not spend its time sorting. nullptr: write as it is.
-std::unique_ptr<rocksdb::WriteBatch> in_key_order(const rocksdb::WriteBatch& batch) {
-  struct Op {
-    rocksdb::Slice key;
-    rocksdb::Slice value;
-    bool put;
-  };
+// A checkpoint's writes in key order (each key appears once in a checkpoint), for a table file
+// to ingest, or for a WriteBatch whose skip-list inserts then go in a run of ascending keys from
+// where the previous one went (its sequential splice) instead of searching from the top for each,
+// a third of their cost. Done on the writer thread, so the processing thread does not spend its
+// time sorting. Views into `batch`. nullopt: unreadable (never for a batch built here).
+std::optional<std::vector<RocksState::Op>> in_key_order(const rocksdb::WriteBatch& batch) {
   struct Collect : rocksdb::WriteBatch::Handler {
-    std::vector<Op> ops;
+    std::vector<RocksState::Op> ops;
     void Put(const rocksdb::Slice& key, const rocksdb::Slice& value) override {
       ops.push_back({key, value, true});
     }
     void Delete(const rocksdb::Slice& key) override { ops.push_back({key, {}, false}); }
   } collect;
-  if (!batch.Iterate(&collect).ok()) return nullptr;  // (never for a batch built here)
-  auto sorted = std::make_unique<rocksdb::WriteBatch>(batch.GetDataSize());
+  collect.ops.reserve(batch.Count());
+  if (!batch.Iterate(&collect).ok()) return std::nullopt;
   std::sort(collect.ops.begin(), collect.ops.end(),
-            [](const Op& a, const Op& b) { return a.key.compare(b.key) < 0; });
-  for (const auto& op : collect.ops) {
+            [](const RocksState::Op& a, const RocksState::Op& b) { return a.key.compare(b.key) < 0; });
+  return std::move(collect.ops);
+}
+
+rocksdb::Status write_checkpoint(RocksState& db, rocksdb::WriteBatch& batch, std::size_t ingest_bytes) {
+  const auto ops = in_key_order(batch);
+  if (!ops) return db.write(batch);
+  if (batch.GetDataSize() >= ingest_bytes) return db.ingest(*ops);
+  rocksdb::WriteBatch sorted(batch.GetDataSize());
+  for (const auto& op : *ops) {
     if (op.put) {
-      sorted->Put(op.key, op.value);
+      sorted.Put(op.key, op.value);
     } else {
-      sorted->Delete(op.key);
+      sorted.Delete(op.key);
     }
   }
-  return sorted;
+  return db.write(sorted);
 }
 
 }  // namespace
@@ -251,8 +290,7 @@ StateCache::StateCache(RocksState& db, StateCacheOptions options)
       if (pending_write_ == nullptr) return;  // stopping, nothing left to write
       auto batch = std::move(pending_write_);
       lock.unlock();
-      const auto sorted = in_key_order(*batch);
-      const auto status = db_.write(sorted ? *sorted : *batch);
+      const auto status = write_checkpoint(db_, *batch, options_.checkpoint_ingest_bytes);
       batch.reset();
       lock.lock();
       if (!status.ok() && write_error_.empty()) write_error_ = status.ToString();

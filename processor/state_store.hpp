@@ -4,8 +4,9 @@
 // The engine reads and writes through StateCache (one hash lookup per access). A batch's writes
 // become visible at once and can be rolled back (an aborted Kafka transaction) from an undo log;
 // committed writes stay in memory, marked dirty, and reach RocksDB at checkpoints: every few
-// seconds (or sooner when much is dirty), in one atomic WriteBatch together with the input
-// offsets they reflect, written on a background thread. So state and offsets never disagree on
+// seconds (or sooner when much is dirty), in one atomic write together with the input offsets
+// they reflect (a WriteBatch, or for a large checkpoint an ingested table file), written on a
+// background thread. So state and offsets never disagree on
 // disk, and the disk is at most one checkpoint behind the committed output — which catch-up
 // repairs on restart by re-processing the gap with output suppressed (processor/RECOVERY.md).
 #include <rocksdb/db.h>
@@ -61,6 +62,18 @@ class RocksState {
   [[nodiscard]] std::vector<std::string> keys(std::string_view begin, std::string_view end) const;
   // Applies `batch` atomically (WAL, not fsynced: processor/RECOVERY.md).
   [[nodiscard]] rocksdb::Status write(rocksdb::WriteBatch& batch);
+  // One write of a checkpoint.
+  struct Op {
+    rocksdb::Slice key, value;
+    bool put;  // otherwise a delete
+  };
+  // Applies `ops` (keys ascending, each once) atomically as one table file written beside the
+  // database and ingested into it: a large checkpoint then skips the WAL and the memtable, whose
+  // skip-list inserts (and the flush that writes them to a table file again later) were most of
+  // the checkpoint writer's work. Synced when it returns, and the WAL before it (what write()
+  // applied earlier). For small checkpoints write() is better: each ingested file is a level-0
+  // file that compaction merges into the levels below.
+  [[nodiscard]] rocksdb::Status ingest(const std::vector<Op>& ops);
   // Deletes the state keys in [begin, end) and the given offsets in one synced batch.
   void erase_range(std::string_view begin, std::string_view end,
                    const std::vector<TopicPartition>& offsets);
@@ -80,6 +93,8 @@ class RocksState {
   [[nodiscard]] static std::string offset_key(const TopicPartition& tp);
 
  private:
+  std::string ingest_dir_;  // where ingest() writes its table files; emptied on open
+  std::atomic<std::uint64_t> ingests_{0};
   std::unique_ptr<rocksdb::DB> db_;
 };
 
@@ -94,6 +109,9 @@ struct StateCacheOptions {
   // A checkpoint is due after this long, or when this much is dirty, whichever comes first.
   std::chrono::milliseconds checkpoint_interval{5000};
   std::size_t checkpoint_dirty_bytes = 64u << 20;
+  // A checkpoint of at least this many bytes (a replay's, a catch-up's) is ingested as a table
+  // file (RocksState::ingest); smaller ones (live processing's) go through the WAL.
+  std::size_t checkpoint_ingest_bytes = 16u << 20;
 };
 
 // Keys that may be on disk, by their hash: a Bloom filter (blocks of one cache line, six bits per
@@ -148,8 +166,9 @@ class StateCache {
 
   // Whether a checkpoint is due (time or dirty bytes). Call between batches.
   [[nodiscard]] bool checkpoint_due() const;
-  // Between batches: writes every committed change and the committed offsets in one WriteBatch.
-  // `wait`: returns when it is on disk (WAL); otherwise it is written on a background thread and
+  // Between batches: writes every committed change and the committed offsets in one atomic
+  // write (RocksState::write, or ingest from checkpoint_ingest_bytes on).
+  // `wait`: returns when it is on disk (WAL or table file); otherwise it is written on a background thread and
   // the next checkpoint (or keys(), drop_partition(), the destructor) waits for it. Throws when
   // a checkpoint write failed (the disk then is behind the committed output: catch-up repairs it).
   void checkpoint(bool wait);

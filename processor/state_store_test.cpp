@@ -237,10 +237,23 @@ TEST_CASE("caches sharing a budget: a busy one may use what an idle one does not
 }
 
 TEST_CASE("state survives reopening after a checkpoint, and only then") {
+  // Checkpoints through the WAL (small ones) and ingested as a table file (large ones).
+  const std::size_t ingest_bytes = GENERATE(std::size_t{16} << 20, std::size_t{0});
+  INFO("checkpoint_ingest_bytes " << ingest_bytes);
   TempDir dir;
   {
     RocksState state(dir.path.string());
-    StateCache cache(state);
+    StateCache cache(state, StateCacheOptions{.checkpoint_ingest_bytes = ingest_bytes});
+    {
+      // On disk before: overwritten and deleted by the checkpoint below.
+      PartitionStore p(cache, 3);
+      p.put("pay/b", "on disk");
+      p.put("pay/z", "on disk, deleted");
+      cache.set_offset({"t", 3}, 5);
+      cache.commit();
+      cache.checkpoint(true);
+      p.erase("pay/z");
+    }
     PartitionStore p(cache, 3);
     p.put("pay/a", "paid");
     p.put("pay/b", "gone");
@@ -260,8 +273,53 @@ TEST_CASE("state survives reopening after a checkpoint, and only then") {
   CHECK(p.get("pay/a") == "paid");
   CHECK_FALSE(p.get("pay/b").has_value());
   CHECK_FALSE(p.get("pay/c").has_value());
+  CHECK_FALSE(p.get("pay/z").has_value());
   CHECK(cache.offset({"t", 3}) == 11);
   CHECK(p.keys("pay/", "pay0") == std::vector<std::string>{"pay/a"});
+}
+
+TEST_CASE("a large checkpoint is ingested as one table file, a small one is not") {
+  TempDir dir;
+  RocksState state(dir.path.string());
+  const auto live_files = [&] {
+    std::vector<rocksdb::LiveFileMetaData> files;
+    state.db().GetLiveFilesMetaData(&files);
+    return files.size();
+  };
+  StateCache cache(state, StateCacheOptions{.checkpoint_ingest_bytes = 1u << 20});
+  PartitionStore p(cache, 0);
+  p.put("small", "x");
+  cache.commit();
+  cache.checkpoint(true);
+  CHECK(live_files() == 0);  // in the memtable (through the WAL)
+  const std::string value(100, 'v');
+  for (int i = 0; i < 20000; ++i) p.put("big/" + std::to_string(i), value);
+  cache.set_offset({"t", 0}, 20000);
+  cache.commit();
+  cache.checkpoint(true);
+  CHECK(live_files() == 1);
+  CHECK(state.get(partition_prefix(0) + "big/19999") == value);
+  CHECK(state.get(partition_prefix(0) + "small") == "x");
+  CHECK(state.offset({"t", 0}) == 20000);
+
+  // Two caches (processing threads) ingest at the same time, each its own file.
+  StateCache other(state, StateCacheOptions{.checkpoint_ingest_bytes = 1u << 20});
+  PartitionStore p1(other, 1);
+  for (int i = 0; i < 100000; ++i) {  // large enough for the two writes to overlap in time
+    p.put("big/" + std::to_string(i), "zero" + value);
+    p1.put("big/" + std::to_string(i), "one" + value);
+  }
+  cache.commit();
+  other.commit();
+  cache.checkpoint(false);
+  other.checkpoint(false);
+  cache.checkpoint(true);  // waits for the write of the one before
+  other.checkpoint(true);
+  CHECK(std::filesystem::is_empty(dir.path / "ingest"));  // each file moved into the database
+  for (const int i : {0, 7777, 99999}) {
+    CHECK(state.get(partition_prefix(0) + "big/" + std::to_string(i)) == "zero" + value);
+    CHECK(state.get(partition_prefix(1) + "big/" + std::to_string(i)) == "one" + value);
+  }
 }
 
 TEST_CASE("state properties survive erase_all, which drops every key and offset") {
