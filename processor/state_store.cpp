@@ -104,8 +104,12 @@ rocksdb::Status RocksState::ingest(const std::vector<Op>& ops) {
   if (ec) return rocksdb::Status::IOError(ingest_dir_, ec.message());
   // One file per call: each processing thread's cache has its own writer thread.
   const std::string path = ingest_dir_ + "/checkpoint-" + std::to_string(++ingests_) + ".sst";
-  // The file stays in the page cache: compaction reads it soon.
-  rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), db_->GetOptions(), nullptr,
+  // LZ4 like a flush: SstFileWriter would use the bottommost level's ZSTD, too slow here, and the
+  // file lands in level 0 anyway (the keys overlap what is there). It stays in the page cache:
+  // compaction reads it soon.
+  auto table_options = db_->GetOptions();
+  table_options.bottommost_compression = rocksdb::kDisableCompressionOption;
+  rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), table_options, nullptr,
                                 /*invalidate_page_cache=*/false);
   auto status = writer.Open(path);
   for (auto op = ops.begin(); status.ok() && op != ops.end(); ++op) {
