@@ -325,6 +325,10 @@ std::size_t StateCache::publish() {
 StateCache::Node* StateCache::lookup(std::string_view key) {
   const std::size_t hash = std::hash<std::string_view>{}(key);
   if (auto it = map_.find(KeyView{key, hash}); it != map_.end()) return it->get();
+  return insert(key, hash);
+}
+
+StateCache::Node* StateCache::insert(std::string_view key, std::size_t hash) {
   auto node = std::make_unique<Node>(Node{Key{std::string(key), hash}, Entry{}});
   Node* n = node.get();
   map_.insert(std::move(node));
@@ -346,7 +350,17 @@ void StateCache::load(const Key& key, Entry& e) {
 }
 
 const std::string* StateCache::find(std::string_view key) {
-  const auto it = lookup(key);
+  const std::size_t hash = std::hash<std::string_view>{}(key);
+  Node* it = nullptr;
+  if (auto found = map_.find(KeyView{key, hash}); found != map_.end()) {
+    it = found->get();
+  } else if (filtering_ && !written_.may_contain(hash)) {
+    // Never written: absent, and nothing to remember. (Most reads of a rebuild are such keys; an
+    // entry for each would take the budget from entries that exist.)
+    return nullptr;
+  } else {
+    it = insert(key, hash);
+  }
   Entry& e = it->second;
   if (e.known == Known::unknown) load(it->first, e);
   e.touched = epoch_;

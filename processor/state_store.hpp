@@ -231,6 +231,7 @@ class StateCache {
   using Slot = Node;
 
   Node* lookup(std::string_view key);  // the entry, created unknown if new
+  Node* insert(std::string_view key, std::size_t hash);  // a new entry, unknown
   void load(const Key& key, Entry& e);
   void stage(Node& kv);  // before a write: undo record, dirty list
   // Evicts clean entries not used since the latest checkpoint while over budget, looking at up to
