@@ -9,12 +9,14 @@
 #include <librdkafka/rdkafka.h>
 #include <rocksdb/db.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -195,6 +197,34 @@ std::map<std::string, std::uint64_t> read_status_kb(int pid) {
   return out;
 }
 
+// CPU seconds (user + system) the process's threads have used, by thread name with a trailing
+// number dropped ("rdk:broker1" -> "rdk:broker"): the processor's own threads ("revtrace"),
+// librdkafka's ("rdk:..."), RocksDB's ("rocksdb:..."). Threads that already exited are not counted.
+std::map<std::string, double> thread_cpu_s(int pid) {
+  std::map<std::string, double> out;
+  const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  std::error_code ec;
+  const std::filesystem::path tasks("/proc/" + std::to_string(pid) + "/task");
+  for (const auto& task : std::filesystem::directory_iterator(tasks, ec)) {
+    std::ifstream in(task.path() / "stat");
+    std::string line;
+    if (!std::getline(in, line)) continue;
+    const auto open = line.find('('), close = line.rfind(')');
+    if (open == std::string::npos || close == std::string::npos || close < open) continue;
+    std::string name = line.substr(open + 1, close - open - 1);
+    while (!name.empty() && name.back() >= '0' && name.back() <= '9') name.pop_back();
+    std::istringstream rest(line.substr(close + 2));
+    std::string field;
+    double utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && rest >> field; ++i) {  // field 3 is the state
+      if (i == 14) utime = std::stod(field);
+      if (i == 15) stime = std::stod(field);
+    }
+    out[name] += (utime + stime) / tick;
+  }
+  return out;
+}
+
 // A zombie (exited, not reaped yet) counts as gone.
 bool process_gone(int pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
@@ -241,8 +271,17 @@ int run_wait(std::uint16_t port, std::uint64_t target, int pid, double timeout_s
                   << n / std::max(secs, 1e-9) << R"(,"steady_records_per_s":)"
                   << n / std::max(secs - std::max(first, 0.0), 1e-9) << R"(,"lag_at_end":)" << lag
                   << R"(,"vm_hwm_kb":)" << (st.count("VmHWM") ? st.at("VmHWM") : hwm)
-                  << R"(,"vm_rss_kb":)" << (st.count("VmRSS") ? st.at("VmRSS") : 0)
-                  << R"(,"batch_phase_s":{)";
+                  << R"(,"vm_rss_kb":)" << (st.count("VmRSS") ? st.at("VmRSS") : 0);
+        if (pid > 0) {
+          std::cout << R"(,"cpu_s":{)";
+          const char* comma = "";
+          for (const auto& [name, secs] : thread_cpu_s(pid)) {
+            std::cout << comma << '"' << name << R"(":)" << secs;
+            comma = ",";
+          }
+          std::cout << "}";
+        }
+        std::cout << R"(,"batch_phase_s":{)";
         const char* sep = "";
         for (const char* phase : {"poll", "process", "commit", "state"}) {
           const std::string series = std::string("revtrace_processor_batch_phase_microseconds_total{phase=\"") +

@@ -1,5 +1,6 @@
 #include "processor/processor.hpp"
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -94,7 +95,12 @@ struct Lane {
 class LanePool {
  public:
   explicit LanePool(std::size_t lanes) {
-    for (std::size_t i = 1; i < lanes; ++i) threads_.emplace_back([this, i] { serve(i); });
+    for (std::size_t i = 1; i < lanes; ++i) {
+      threads_.emplace_back([this, i] {
+        ::pthread_setname_np(::pthread_self(), ("rt:lane" + std::to_string(i)).c_str());  // top -H
+        serve(i);
+      });
+    }
   }
   ~LanePool() {
     {

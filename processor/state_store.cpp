@@ -1,5 +1,6 @@
 #include "processor/state_store.hpp"
 
+#include <pthread.h>
 #include <rocksdb/cache.h>
 #include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
@@ -288,6 +289,7 @@ StateCache::StateCache(RocksState& db, StateCacheOptions options)
     : db_(db), options_(options), filtering_(!db.has_state()) {
   map_.reserve(1u << 16);
   writer_ = std::thread([this] {
+    ::pthread_setname_np(::pthread_self(), "rt:checkpoint");  // top -H
     std::unique_lock lock(mutex_);
     for (;;) {
       cv_.wait(lock, [this] { return stopping_ || pending_write_ != nullptr; });
