@@ -28,7 +28,7 @@ namespace {
 
 constexpr int kFetchApiKey = 1;  // the Kafka protocol's Fetch request
 constexpr int kSlowFetchMs = 3000;
-constexpr int kBacklog = 25000;
+constexpr int kBacklog = 60000;
 
 std::string pageview(const std::string& site, const std::string& id, std::int64_t at,
                      const std::string& url) {
@@ -87,7 +87,7 @@ TEST_CASE("a payment fetched before its pageviews waits for them: one attributed
                                                  "https://order-shop.example/pricing")) == 0);
     REQUIRE(producer.flush(30s));
     REQUIRE(producer.produce(stripe, site, checkout_completed(site, t0 / 1000 + 60)) == 0);
-    // A backlog behind it, more than one batch (20,000 records) of Stripe events revtrace does
+    // A backlog behind it, more than one batch (50,000 records) of Stripe events revtrace does
     // not use: the records waiting must not stop the polling that brings the pageviews.
     for (int i = 0; i < kBacklog; ++i) {
       const auto id = "evt_customer" + std::to_string(i);
