@@ -6,9 +6,9 @@
 // committed writes stay in memory, marked dirty, and reach RocksDB at checkpoints: every few
 // seconds (or sooner when much is dirty), in one atomic write together with the input offsets
 // they reflect (a WriteBatch, or for a large checkpoint an ingested table file), written on a
-// background thread. So state and offsets never disagree on
-// disk, and the disk is at most one checkpoint behind the committed output — which catch-up
-// repairs on restart by re-processing the gap with output suppressed (processor/RECOVERY.md).
+// background thread. So state and offsets never disagree on disk, and the disk is at most one
+// checkpoint behind the committed output — which catch-up repairs on restart by re-processing
+// the gap with output suppressed (processor/RECOVERY.md).
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
@@ -167,10 +167,11 @@ class StateCache {
   // Whether a checkpoint is due (time or dirty bytes). Call between batches.
   [[nodiscard]] bool checkpoint_due() const;
   // Between batches: writes every committed change and the committed offsets in one atomic
-  // write (RocksState::write, or ingest from checkpoint_ingest_bytes on).
-  // `wait`: returns when it is on disk (WAL or table file); otherwise it is written on a background thread and
-  // the next checkpoint (or keys(), drop_partition(), the destructor) waits for it. Throws when
-  // a checkpoint write failed (the disk then is behind the committed output: catch-up repairs it).
+  // write (RocksState::write, or RocksState::ingest from checkpoint_ingest_bytes on). `wait`:
+  // returns when it is on disk (WAL or table file); otherwise it is written on a background
+  // thread and the next checkpoint (or keys(), drop_partition(), the destructor) waits for it.
+  // Throws when a checkpoint write failed (the disk then is behind the committed output:
+  // catch-up repairs it).
   void checkpoint(bool wait);
   // Deletes the state and the offsets of one partition number, in memory and on disk.
   void drop_partition(std::int32_t partition, const std::vector<std::string>& input_topics);
