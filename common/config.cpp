@@ -65,6 +65,7 @@ const std::vector<Field>& fields() {
       REVTRACE_INT("processor.transaction_interval_ms", processor.transaction_interval_ms),
       REVTRACE_INT("processor.generation", processor.generation),
       REVTRACE_INT("processor.threads", processor.threads),
+      REVTRACE_INT("processor.checkpoint_ingest_bytes", processor.checkpoint_ingest_bytes),
       REVTRACE_STR("query.listen", query.listen),
       REVTRACE_STR("query.data_dir", query.data_dir),
       REVTRACE_STR("query.group_id", query.group_id),
@@ -242,6 +243,9 @@ void validate(const Config& config) {
   }
   if (config.processor.threads < 0 || config.processor.threads > 64) {
     throw ConfigError("config: processor.threads must be in 0..64 (0 = one per core)");
+  }
+  if (config.processor.checkpoint_ingest_bytes < 0) {
+    throw ConfigError("config: processor.checkpoint_ingest_bytes must be >= 0");
   }
   for (std::size_t i = 0; i < config.sites.size(); ++i) {
     for (std::size_t j = 0; j < i; ++j) {

@@ -84,6 +84,10 @@ struct ProcessorConfig {
   // Processing threads. Partition number p is always processed by thread p % threads (its own
   // state cache and engines), so results do not depend on the count; 0 = one per core.
   std::int64_t threads = 0;
+  // A checkpoint of at least this many bytes (a replay's, a catch-up's) is written as a table file
+  // and ingested into RocksDB instead of through the WAL and the memtable; shared by the threads.
+  // 0: every checkpoint (processor.exactly_once.scale runs an instance so).
+  std::int64_t checkpoint_ingest_bytes = 16 << 20;
 };
 
 struct QueryConfig {

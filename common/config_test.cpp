@@ -74,6 +74,10 @@ TEST_CASE("config: errors name the offending key", "[config]") {
   CHECK_THAT(error_of("[processor]\nthreads = -1"), Catch::Contains("processor.threads must be in 0..64"));
   CHECK_THAT(error_of("[processor]\nthreads = 65"), Catch::Contains("processor.threads must be in 0..64"));
   CHECK(parse_config_text("[processor]\nthreads = 3", {}).processor.threads == 3);
+  CHECK_THAT(error_of("[processor]\ncheckpoint_ingest_bytes = -1"),
+             Catch::Contains("processor.checkpoint_ingest_bytes must be >= 0"));
+  CHECK(parse_config_text("[processor]\ncheckpoint_ingest_bytes = 0", {}).processor.checkpoint_ingest_bytes == 0);
+  CHECK(parse_config_text("", {}).processor.checkpoint_ingest_bytes == 16 << 20);
   ConfigSources bad_set;
   bad_set.assignments = {"novalue"};
   CHECK_THAT(error_of("", bad_set), Catch::Contains("--set expects"));

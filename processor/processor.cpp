@@ -473,7 +473,8 @@ struct Processor::Impl {
     StateCacheOptions cache_options;
     if (lanes.size() > 1) cache_options.shared_bytes = std::make_shared<std::atomic<std::size_t>>(0);
     cache_options.checkpoint_dirty_bytes /= lanes.size();
-    cache_options.checkpoint_ingest_bytes /= lanes.size();
+    cache_options.checkpoint_ingest_bytes =
+        static_cast<std::size_t>(config.processor.checkpoint_ingest_bytes) / lanes.size();
     for (auto& lane : lanes) lane.cache = std::make_unique<StateCache>(*state, cache_options);
     pool = std::make_unique<LanePool>(lanes.size());
     auto conf = kafka::make_conf(config.kafka, {{"group.id", config.processor.group_id},
@@ -538,6 +539,19 @@ struct Processor::Impl {
     metrics.gauge_fn("revtrace_processor_state_cache_bytes",
                      "Memory held by the state cache (values and their keys).", "",
                      [this] { return static_cast<double>(cache_bytes.load()); });
+    for (const bool ingested : {false, true}) {
+      metrics.gauge_fn("revtrace_processor_state_checkpoints",
+                       "State checkpoints written to RocksDB since the start, by how: through the "
+                       "WAL, or ingested as a table file (processor.checkpoint_ingest_bytes).",
+                       ingested ? "how=\"ingested\"" : "how=\"wal\"", [this, ingested] {
+                         std::uint64_t n = 0;
+                         for (const auto& lane : lanes) {
+                           n += ingested ? lane.cache->ingested_checkpoints()
+                                         : lane.cache->wal_checkpoints();
+                         }
+                         return static_cast<double>(n);
+                       });
+    }
     metrics.gauge_fn("revtrace_processor_records_per_second",
                      "Input records processed per second (live and rebuild), over the last second "
                      "or more.", "", [this] { return records_per_second.load(); });
@@ -1011,7 +1025,13 @@ struct Processor::Impl {
     }
     try {
       checkpoint_all();
-      spdlog::info("processor: state checkpointed ({} checkpoints)", checkpoints());
+      std::uint64_t wal = 0, ingested = 0;
+      for (const auto& lane : lanes) {
+        wal += lane.cache->wal_checkpoints();
+        ingested += lane.cache->ingested_checkpoints();
+      }
+      spdlog::info("processor: state checkpointed ({} checkpoints: {} written through the WAL, {} "
+                   "ingested as table files, the others empty)", checkpoints(), wal, ingested);
     } catch (const std::exception& e) {
       spdlog::critical("processor: {}", e.what());
       healthy.store(false);

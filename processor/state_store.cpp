@@ -227,10 +227,10 @@ std::optional<std::vector<RocksState::Op>> in_key_order(const rocksdb::WriteBatc
   return std::move(collect.ops);
 }
 
-rocksdb::Status write_checkpoint(RocksState& db, rocksdb::WriteBatch& batch, std::size_t ingest_bytes) {
+rocksdb::Status write_checkpoint(RocksState& db, rocksdb::WriteBatch& batch, bool ingest) {
   const auto ops = in_key_order(batch);
   if (!ops) return db.write(batch);
-  if (batch.GetDataSize() >= ingest_bytes) return db.ingest(*ops);
+  if (ingest) return db.ingest(*ops);
   rocksdb::WriteBatch sorted(batch.GetDataSize());
   for (const auto& op : *ops) {
     if (op.put) {
@@ -296,7 +296,9 @@ StateCache::StateCache(RocksState& db, StateCacheOptions options)
       if (pending_write_ == nullptr) return;  // stopping, nothing left to write
       auto batch = std::move(pending_write_);
       lock.unlock();
-      const auto status = write_checkpoint(db_, *batch, options_.checkpoint_ingest_bytes);
+      const bool ingest = batch->GetDataSize() >= options_.checkpoint_ingest_bytes;
+      const auto status = write_checkpoint(db_, *batch, ingest);
+      if (status.ok()) ++(ingest ? ingested_checkpoints_ : wal_checkpoints_);
       batch.reset();
       lock.lock();
       if (!status.ok() && write_error_.empty()) write_error_ = status.ToString();

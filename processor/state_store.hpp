@@ -179,6 +179,11 @@ class StateCache {
   [[nodiscard]] std::size_t cached_bytes() const noexcept { return bytes_; }
   [[nodiscard]] std::size_t dirty_bytes() const noexcept { return dirty_bytes_; }
   [[nodiscard]] std::uint64_t checkpoints() const noexcept { return checkpoints_; }
+  // Checkpoint writes finished on disk, through the WAL and ingested as a table file. Any thread.
+  [[nodiscard]] std::uint64_t wal_checkpoints() const noexcept { return wal_checkpoints_.load(); }
+  [[nodiscard]] std::uint64_t ingested_checkpoints() const noexcept {
+    return ingested_checkpoints_.load();
+  }
 
  private:
   enum class Known : std::uint8_t { unknown, absent, present };
@@ -280,6 +285,8 @@ class StateCache {
   bool writing_ = false;
   bool stopping_ = false;
   std::string write_error_;
+  std::atomic<std::uint64_t> wal_checkpoints_{0};
+  std::atomic<std::uint64_t> ingested_checkpoints_{0};
   std::thread writer_;
 };
 

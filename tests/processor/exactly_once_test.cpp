@@ -18,6 +18,7 @@
 #include <fstream>
 #include <functional>
 #include <random>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -251,6 +252,9 @@ TEST_CASE("exactly once: three instances started and stopped during the run",
   ProcessorInstance a(d, "a");
   ProcessorInstance b(d, "b");
   ProcessorInstance c(d, "c");
+  // b writes every checkpoint as an ingested table file (the others only their large ones, none
+  // here): b leaves cleanly in step 3 and comes back with that state in step 4.
+  b.env["REVTRACE_PROCESSOR_CHECKPOINT_INGEST_BYTES"] = "0";
   auto logs = [&] { return "a:\n" + a.log() + "\n--- b:\n" + b.log() + "\n--- c:\n" + c.log(); };
   auto log_since = [](const ProcessorInstance& p, std::size_t from) {
     const auto text = p.log();
@@ -303,6 +307,12 @@ TEST_CASE("exactly once: three instances started and stopped during the run",
   const std::size_t a_mark = a.log().size();
   const std::size_t c_mark = c.log().size();
   REQUIRE(b.stop() == 0);
+  {
+    // Its state went to disk as ingested table files, and none through the WAL.
+    const std::regex checkpointed(R"(state checkpointed \(\d+ checkpoints: 0 written through the WAL, ([1-9]\d*) ingested)");
+    INFO(b.log());
+    CHECK(std::regex_search(b.log(), checkpointed));
+  }
   owners = wait_spread({&a, &c}, 3, 120s);
   {
     INFO(logs());
