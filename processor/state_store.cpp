@@ -48,6 +48,12 @@ RocksState::RocksState(const std::string& dir) {
   options.max_write_buffer_number = 2;
   options.min_write_buffer_number_to_merge = 1;
   options.level_compaction_dynamic_level_bytes = true;
+  // Checkpoints' keys are spread over the whole key space, so every level-0 file overlaps the
+  // whole base level, which each level-0 compaction rewrites (ZSTD when it is the bottommost):
+  // merging eight files at a time instead of two rewrites it a quarter as often. Compactions
+  // took 14.3 of the 67.9 CPU-seconds of a 1M-visitor replay with 2, 8.3 with 8 (PERFORMANCE.md).
+  // Reads check up to eight level-0 files' filters, which stay pinned in the block cache.
+  options.level0_file_num_compaction_trigger = 8;
   // A bloom filter over the memtable's keys: a read of a key that is not in the memtable (most
   // of them) skips the skip-list search.
   options.memtable_prefix_bloom_size_ratio = 0.05;
