@@ -136,6 +136,17 @@ std::size_t scheme_length(std::string_view text) {
   return std::all_of(scheme.begin(), scheme.end(), is_scheme_char) ? sep : 0;
 }
 
+// Where the authority starts: after "scheme://" (the scheme, lower-cased, into `scheme`) or
+// after "//"; npos when the text starts with neither.
+std::size_t authority_start(std::string_view text, std::string& scheme) {
+  if (const auto n = scheme_length(text); n != 0) {
+    scheme = std::string(text.substr(0, n));
+    lower_ascii(scheme);
+    return n + 3;
+  }
+  return text.starts_with("//") ? 2 : std::string_view::npos;
+}
+
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -171,14 +182,7 @@ ParsedUrl parse_lenient(std::string_view s) {
     query = s.substr(q + 1);
     s = s.substr(0, q);
   }
-  std::size_t start = std::string_view::npos;
-  if (const auto n = scheme_length(s); n != 0) {
-    p.scheme = std::string(s.substr(0, n));
-    lower_ascii(p.scheme);
-    start = n + 3;
-  } else if (s.starts_with("//")) {
-    start = 2;
-  }
+  const std::size_t start = authority_start(s, p.scheme);
   std::string_view path = s;
   if (start != std::string_view::npos) {
     const auto end = s.find('/', start);
@@ -237,17 +241,9 @@ constexpr auto kPlainChars = [] {
 // Boost.URL's (touch_test checks both over a generated corpus), at a fraction of its cost (it was
 // most of extract_touch). nullopt: not plain, the general parser reads it.
 std::optional<ParsedUrl> parse_plain(std::string_view text) {
-  std::size_t start = 0;
   ParsedUrl p;
-  if (const auto n = scheme_length(text); n != 0) {
-    p.scheme = std::string(text.substr(0, n));
-    lower_ascii(p.scheme);
-    start = n + 3;
-  } else if (text.starts_with("//")) {
-    start = 2;
-  } else {
-    return std::nullopt;
-  }
+  const std::size_t start = authority_start(text, p.scheme);
+  if (start == std::string_view::npos) return std::nullopt;
   std::string_view rest = text.substr(start);
   std::size_t hash = std::string_view::npos;
   for (std::size_t i = 0; i < rest.size(); ++i) {
@@ -271,22 +267,18 @@ std::optional<ParsedUrl> parse_plain(std::string_view text) {
   const auto q = rest.find('?');
   p.path = clean(rest.substr(0, q));
   if (q == std::string_view::npos) return p;
+  // Without '%' in the text, decoding only turns '+' into a space.
   const std::string_view query = rest.substr(q + 1);
-  const auto plus_to_space = [](std::string_view s) {
-    std::string out(s);
-    std::replace(out.begin(), out.end(), '+', ' ');
-    return out;
-  };
   std::size_t pos = 0;
   while (true) {
     const auto amp = query.find('&', pos);
     const auto part = query.substr(pos, amp == std::string_view::npos ? query.npos : amp - pos);
     const auto eq = part.find('=');
-    auto key = plus_to_space(part.substr(0, eq));
+    auto key = lenient_decode(part.substr(0, eq), true);
     lower_ascii(key);
     p.params.emplace_back(std::move(key), eq == std::string_view::npos
                                               ? std::string()
-                                              : plus_to_space(part.substr(eq + 1)));
+                                              : lenient_decode(part.substr(eq + 1), true));
     if (amp == std::string_view::npos) break;
     pos = amp + 1;
   }
