@@ -257,6 +257,14 @@ struct Processor::Impl {
     for (const auto& lane : lanes) n += lane.cache->checkpoints();
     return n;
   }
+  // Checkpoints written to disk, ingested as table files or through the WAL.
+  std::uint64_t checkpoints_written(bool ingested) const {
+    std::uint64_t n = 0;
+    for (const auto& lane : lanes) {
+      n += ingested ? lane.cache->ingested_checkpoints() : lane.cache->wal_checkpoints();
+    }
+    return n;
+  }
 
   static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                            rd_kafka_topic_partition_list_t* parts, void* opaque) {
@@ -544,12 +552,7 @@ struct Processor::Impl {
                        "State checkpoints written to RocksDB since the start, by how: through the "
                        "WAL, or ingested as a table file (processor.checkpoint_ingest_bytes).",
                        ingested ? "how=\"ingested\"" : "how=\"wal\"", [this, ingested] {
-                         std::uint64_t n = 0;
-                         for (const auto& lane : lanes) {
-                           n += ingested ? lane.cache->ingested_checkpoints()
-                                         : lane.cache->wal_checkpoints();
-                         }
-                         return static_cast<double>(n);
+                         return static_cast<double>(checkpoints_written(ingested));
                        });
     }
     metrics.gauge_fn("revtrace_processor_records_per_second",
@@ -1025,13 +1028,9 @@ struct Processor::Impl {
     }
     try {
       checkpoint_all();
-      std::uint64_t wal = 0, ingested = 0;
-      for (const auto& lane : lanes) {
-        wal += lane.cache->wal_checkpoints();
-        ingested += lane.cache->ingested_checkpoints();
-      }
       spdlog::info("processor: state checkpointed ({} checkpoints: {} written through the WAL, {} "
-                   "ingested as table files, the others empty)", checkpoints(), wal, ingested);
+                   "ingested as table files, the others empty)", checkpoints(),
+                   checkpoints_written(false), checkpoints_written(true));
     } catch (const std::exception& e) {
       spdlog::critical("processor: {}", e.what());
       healthy.store(false);
