@@ -217,8 +217,46 @@ bool wait_idle(const std::vector<const ProcessorInstance*>& instances,
 
 // --- reading topics --------------------------------------------------------------------------
 
+namespace {
+
+// Waits until no transaction is open on any partition of `topic`: the end a read_committed
+// ListOffsets answers (the last stable offset) equals the one a read_uncommitted one answers (the
+// high watermark). A producer's commit returns once the broker has logged the decision, before the
+// commit markers are in the partitions; until they are, a read_committed reader stops short of that
+// transaction's records. The tests read after every producer stopped, so a transaction still open
+// after the deadline is one that was left hanging: an error.
+void wait_transactions_settled(const std::string& bootstrap, const std::string& topic) {
+  auto stable = make_client(RD_KAFKA_CONSUMER, {{"bootstrap.servers", bootstrap},
+                                                {"group.id", unique("test-stable")},
+                                                {"isolation.level", "read_committed"}});
+  auto written = make_client(RD_KAFKA_CONSUMER, {{"bootstrap.servers", bootstrap},
+                                                 {"group.id", unique("test-written")},
+                                                 {"isolation.level", "read_uncommitted"}});
+  const int partitions = partition_count(stable.get(), topic);
+  std::string open;
+  const bool settled = wait_until(30s, [&] {
+    open.clear();
+    for (int p = 0; p < partitions; ++p) {
+      std::int64_t low = 0, last_stable = -1, high = -1;
+      const auto a = rd_kafka_query_watermark_offsets(stable.get(), topic.c_str(), p, &low,
+                                                      &last_stable, 10000);
+      const auto b = rd_kafka_query_watermark_offsets(written.get(), topic.c_str(), p, &low, &high,
+                                                      10000);
+      if (a != RD_KAFKA_RESP_ERR_NO_ERROR || b != RD_KAFKA_RESP_ERR_NO_ERROR || last_stable != high) {
+        open += " partition " + std::to_string(p) + ": last stable offset " +
+                std::to_string(last_stable) + ", high watermark " + std::to_string(high) + ";";
+      }
+    }
+    return open.empty();
+  }, 50ms);
+  if (!settled) throw std::runtime_error(topic + " still has an open transaction after 30 s:" + open);
+}
+
+}  // namespace
+
 std::vector<LogRecord> read_log(const std::string& bootstrap, const std::string& topic,
                                 Isolation isolation) {
+  if (isolation == Isolation::read_committed) wait_transactions_settled(bootstrap, topic);
   auto c = make_client(
       RD_KAFKA_CONSUMER,
       {{"bootstrap.servers", bootstrap},

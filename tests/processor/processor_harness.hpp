@@ -106,7 +106,9 @@ struct LogRecord {
 };
 enum class Isolation { read_committed, read_uncommitted };
 // Every record of every partition of `topic` from the beginning to the end (the last stable
-// offset for read_committed, the high watermark for read_uncommitted).
+// offset for read_committed, the high watermark for read_uncommitted). For read_committed it first
+// waits until no transaction is open (its commit markers are written), and throws after 30 s: the
+// tests read after the producers stopped, and a committed transaction must then be visible.
 [[nodiscard]] std::vector<LogRecord> read_log(const std::string& bootstrap, const std::string& topic,
                                               Isolation isolation);
 
