@@ -271,7 +271,9 @@ int run_wait(std::uint16_t port, std::uint64_t target, int pid, double timeout_s
                   << n / std::max(secs, 1e-9) << R"(,"steady_records_per_s":)"
                   << n / std::max(secs - std::max(first, 0.0), 1e-9) << R"(,"lag_at_end":)" << lag
                   << R"(,"vm_hwm_kb":)" << (st.count("VmHWM") ? st.at("VmHWM") : hwm)
-                  << R"(,"vm_rss_kb":)" << (st.count("VmRSS") ? st.at("VmRSS") : 0);
+                  << R"(,"vm_rss_kb":)" << (st.count("VmRSS") ? st.at("VmRSS") : 0)
+                  << R"(,"revenue_records":)"
+                  << static_cast<std::uint64_t>(metric_sum(res.body, "revtrace_processor_revenue_records_total"));
         if (pid > 0) {
           std::cout << R"(,"cpu_s":{)";
           const char* comma = "";

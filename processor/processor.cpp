@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <exception>
 #include <functional>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <set>
@@ -64,6 +65,12 @@ constexpr std::size_t kMaxBatchRecords = 50000;
 // How long a partition number's records wait for its other input topics' first fetch after an
 // assignment (see hold_records_until_all_topics_fetched) before they are processed without it.
 constexpr auto kFirstFetchWait = std::chrono::seconds(30);
+
+// Event-time alignment (see hold_records_ahead_of_earlier_topics): an earlier topic's partition
+// that delivered nothing (no record, no end) for this long no longer holds records back, and no
+// more records start waiting once this many are held.
+constexpr auto kAlignStall = std::chrono::seconds(10);
+constexpr std::size_t kMaxAlignHeld = 50000;
 
 }  // namespace
 
@@ -202,6 +209,9 @@ struct Processor::Impl {
         first_fetch_timeouts(m.counter("revtrace_processor_first_fetch_timeouts_total",
                                        "Partition numbers whose records stopped waiting for an "
                                        "input topic's first fetch after an assignment; expected 0.")),
+        aligned_holds(m.counter("revtrace_processor_event_time_holds_total",
+                                "Times a redirect or Stripe record waited for a batch because an "
+                                "earlier input topic had not yet delivered up to its timestamp.")),
         phase_poll(m.counter(kPhaseName, kPhaseHelp, "phase=\"poll\"")),
         phase_process(m.counter(kPhaseName, kPhaseHelp, "phase=\"process\"")),
         phase_commit(m.counter(kPhaseName, kPhaseHelp, "phase=\"commit\"")),
@@ -281,6 +291,9 @@ struct Processor::Impl {
     held.clear();     // re-fetched from the positions the new assignment sets
     held_since.clear();
     noted_rkt = nullptr;
+    delivery.clear();
+    delivery_rkt = nullptr;
+    delivery_entry = nullptr;
     if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
       spdlog::info("processor: {} partitions revoked", parts->cnt);
       // The next owner rebuilds from the log up to the committed offsets; this instance keeps
@@ -762,6 +775,76 @@ struct Processor::Impl {
     fetched.insert({rd_kafka_topic_name(m->rkt), m->partition});
   }
 
+  // A record or an end delivered by the consumer (see hold_records_ahead_of_earlier_topics).
+  void note_delivery(const rd_kafka_message_t* m, bool end) {
+    if (m->rkt != delivery_rkt || m->partition != delivery_partition || delivery_entry == nullptr) {
+      delivery_rkt = m->rkt;
+      delivery_partition = m->partition;
+      delivery_entry = &delivery[{rd_kafka_topic_name(m->rkt), m->partition}];
+    }
+    Delivery& d = *delivery_entry;
+    d.last = std::chrono::steady_clock::now();
+    d.at_end = end;
+    if (!end) d.max_timestamp = std::max(d.max_timestamp, rd_kafka_message_timestamp(m, nullptr));
+  }
+
+  // Event-time alignment. Each input partition is fetched on its own, so with a backlog (a
+  // replay, a new consumer group, an instance back after a while) a small topic runs ahead of a
+  // large one: Stripe events are processed long before the pageviews and redirects written before
+  // them, and each payment is first emitted without its touches and then revised as they come
+  // (a 200k-visitor replay emitted about twice the records of one in log order). So, like Kafka
+  // Streams' choice of the lowest timestamp among a task's partitions, a redirect or Stripe record
+  // waits (in memory, for a next batch) while an earlier topic's partition of the same number
+  // still has records to deliver (it has not reported its end since its last record) and has not
+  // yet delivered one with the record's timestamp or a later one. A partition's records wait as a
+  // suffix: once one waits, the later ones of its partition do too, so offsets are committed only
+  // below the first waiting record. Nothing waits for a partition silent for kAlignStall, while a
+  // partition number is rebuilding its state, once kMaxAlignHeld records wait, or on shutdown.
+  void hold_records_ahead_of_earlier_topics(std::vector<kafka::MessagePtr>& batch) {
+    if (!catch_up.empty() || stopping.load()) return;
+    const auto now = std::chrono::steady_clock::now();
+    // The timestamp up to which the topics ranked before `rank` delivered partition `p` (the
+    // largest value when none of them holds anything back), computed once per batch.
+    std::map<std::pair<std::int32_t, int>, std::int64_t> horizons;
+    auto horizon = [&](std::int32_t p, int rank) {
+      auto [it, inserted] = horizons.try_emplace({p, rank}, std::numeric_limits<std::int64_t>::max());
+      if (!inserted) return it->second;
+      for (const auto& t : input_topics) {
+        if (topic_rank(t) >= rank) continue;
+        auto d = delivery.find({t, p});
+        // Never delivered: the first fetch's wait (hold_records_until_all_topics_fetched) covers it.
+        if (d == delivery.end() || d->second.at_end || now - d->second.last > kAlignStall) continue;
+        it->second = std::min(it->second, d->second.max_timestamp);
+      }
+      return it->second;
+    };
+    std::vector<kafka::MessagePtr> kept;
+    kept.reserve(batch.size());
+    const rd_kafka_topic_t* run_topic = nullptr;  // the batch is sorted by topic, partition, offset
+    std::int32_t run_partition = -1;
+    int rank = 0;
+    bool waiting = false;  // a record of the current partition waits: the rest of it does too
+    for (auto& m : batch) {
+      if (m->rkt != run_topic || m->partition != run_partition) {
+        if (m->rkt != run_topic) rank = rank_of(m.get());
+        run_topic = m->rkt;
+        run_partition = m->partition;
+        waiting = false;
+      }
+      if (!waiting && rank > 0 && held.size() < kMaxAlignHeld) {
+        const auto ts = rd_kafka_message_timestamp(m.get(), nullptr);
+        waiting = ts >= 0 && ts > horizon(m->partition, rank);
+      }
+      if (waiting) {
+        aligned_holds.inc();
+        held.push_back(std::move(m));
+      } else {
+        kept.push_back(std::move(m));
+      }
+    }
+    batch = std::move(kept);
+  }
+
   bool holds_records_of(const TopicPartition& tp) const {
     for (const auto& m : held) {
       if (m->partition == tp.partition && tp.topic == rd_kafka_topic_name(m->rkt)) return true;
@@ -802,6 +885,7 @@ struct Processor::Impl {
     }
     defer_live_records_of_catching_up_groups(batch);
     hold_records_until_all_topics_fetched(batch);
+    hold_records_ahead_of_earlier_topics(batch);
     if (batch.empty()) {
       // Every record waits: what a poll that brought nothing does (partitions caught up by their
       // end go live, ends count as progress), as the loop polls with records in hand meanwhile.
@@ -1003,6 +1087,7 @@ struct Processor::Impl {
         if (m->err) {
           if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             note_fetched(m.get());
+            note_delivery(m.get(), true);
             // Every record before this end was delivered (and is in this batch or processed).
             end_of[{rd_kafka_topic_name(m->rkt), m->partition}] = m->offset;
             eof_pending[{rd_kafka_topic_name(m->rkt), m->partition}] = m->offset;
@@ -1012,6 +1097,7 @@ struct Processor::Impl {
           continue;
         }
         note_fetched(m.get());
+        note_delivery(m.get(), false);
         batch.push_back(std::move(m));
         if (std::chrono::steady_clock::now() >= deadline) break;
       }
@@ -1126,6 +1212,7 @@ struct Processor::Impl {
   common::metrics::Counter& forced_revisions;
   common::metrics::Counter& expired_visitors;
   common::metrics::Counter& first_fetch_timeouts;
+  common::metrics::Counter& aligned_holds;
   // Where a batch's wall time goes (microseconds): collecting records, processing them on the
   // lanes, the Kafka transaction, and the state commit with its checkpoint or eviction.
   static constexpr const char* kPhaseName = "revtrace_processor_batch_phase_microseconds_total";
@@ -1163,6 +1250,17 @@ struct Processor::Impl {
   std::map<std::int32_t, std::chrono::steady_clock::time_point> held_since;
   const rd_kafka_topic_t* noted_rkt = nullptr;  // note_fetched's last partition
   std::int32_t noted_partition = -1;
+  // What each input partition delivered since the assignment, for event-time alignment
+  // (note_delivery, hold_records_ahead_of_earlier_topics).
+  struct Delivery {
+    std::int64_t max_timestamp = -1;  // the largest record timestamp delivered
+    bool at_end = false;              // its end came after its last record: nothing more to fetch
+    std::chrono::steady_clock::time_point last;  // its last record or end
+  };
+  std::map<TopicPartition, Delivery> delivery;
+  const rd_kafka_topic_t* delivery_rkt = nullptr;  // note_delivery's last partition and entry
+  std::int32_t delivery_partition = -1;
+  Delivery* delivery_entry = nullptr;
   bool rebalanced = false;
   kafka::HandlePtr consumer;
   kafka::HandlePtr producer;
