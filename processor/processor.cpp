@@ -67,9 +67,12 @@ constexpr std::size_t kMaxBatchRecords = 50000;
 constexpr auto kFirstFetchWait = std::chrono::seconds(30);
 
 // Event-time alignment (see hold_records_ahead_of_earlier_topics): an earlier topic's partition
-// that delivered nothing (no record, no end) for this long no longer holds records back, and no
-// more records start waiting once this many are held.
+// that delivered nothing (no record, no end) for this long no longer holds records back; a
+// partition's records stop waiting after kAlignMaxWait (an earlier topic that stays behind, or
+// whose producers' clocks run late, must not hold payments back for good); and no more records
+// start waiting once kMaxAlignHeld are held (each pins its fetched message set in memory).
 constexpr auto kAlignStall = std::chrono::seconds(10);
+constexpr auto kAlignMaxWait = std::chrono::seconds(120);
 constexpr std::size_t kMaxAlignHeld = 50000;
 
 }  // namespace
@@ -292,6 +295,7 @@ struct Processor::Impl {
     held_since.clear();
     noted_rkt = nullptr;
     delivery.clear();
+    waiting_since.clear();
     delivery_rkt = nullptr;
     delivery_entry = nullptr;
     if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
@@ -799,8 +803,9 @@ struct Processor::Impl {
   // still has records to deliver (it has not reported its end since its last record) and has not
   // yet delivered one with the record's timestamp or a later one. A partition's records wait as a
   // suffix: once one waits, the later ones of its partition do too, so offsets are committed only
-  // below the first waiting record. Nothing waits for a partition silent for kAlignStall, while a
-  // partition number is rebuilding its state, once kMaxAlignHeld records wait, or on shutdown.
+  // below the first waiting record. Nothing waits for a partition silent for kAlignStall, longer
+  // than kAlignMaxWait, while a partition number is rebuilding its state, once kMaxAlignHeld
+  // records wait, or on shutdown.
   void hold_records_ahead_of_earlier_topics(std::vector<kafka::MessagePtr>& batch) {
     if (!catch_up.empty() || stopping.load()) return;
     const auto now = std::chrono::steady_clock::now();
@@ -825,16 +830,26 @@ struct Processor::Impl {
     std::int32_t run_partition = -1;
     int rank = 0;
     bool waiting = false;  // a record of the current partition waits: the rest of it does too
+    bool waited_long = false;  // the current partition's records have waited kAlignMaxWait
+    TopicPartition run_tp;
+    std::set<TopicPartition> seen, waited;
     for (auto& m : batch) {
       if (m->rkt != run_topic || m->partition != run_partition) {
         if (m->rkt != run_topic) rank = rank_of(m.get());
         run_topic = m->rkt;
         run_partition = m->partition;
         waiting = false;
+        if (rank > 0) {
+          run_tp = {rd_kafka_topic_name(m->rkt), m->partition};
+          seen.insert(run_tp);
+          auto since = waiting_since.find(run_tp);
+          waited_long = since != waiting_since.end() && now - since->second > kAlignMaxWait;
+        }
       }
-      if (!waiting && rank > 0 && held.size() < kMaxAlignHeld) {
+      if (!waiting && !waited_long && rank > 0 && held.size() < kMaxAlignHeld) {
         const auto ts = rd_kafka_message_timestamp(m.get(), nullptr);
         waiting = ts >= 0 && ts > horizon(m->partition, rank);
+        if (waiting) waited.insert(run_tp);
       }
       if (waiting) {
         aligned_holds.inc();
@@ -844,6 +859,14 @@ struct Processor::Impl {
       }
     }
     batch = std::move(kept);
+    // A partition's wait starts when a record of it first waits, and ends when none does.
+    for (const auto& tp : seen) {
+      if (waited.count(tp)) {
+        waiting_since.try_emplace(tp, now);
+      } else {
+        waiting_since.erase(tp);
+      }
+    }
   }
 
   bool holds_records_of(const TopicPartition& tp) const {
@@ -1261,6 +1284,7 @@ struct Processor::Impl {
     std::chrono::steady_clock::time_point last;  // its last record or end
   };
   std::map<TopicPartition, Delivery> delivery;
+  std::map<TopicPartition, std::chrono::steady_clock::time_point> waiting_since;
   const rd_kafka_topic_t* delivery_rkt = nullptr;  // note_delivery's last partition and entry
   std::int32_t delivery_partition = -1;
   Delivery* delivery_entry = nullptr;
