@@ -1036,6 +1036,11 @@ struct Processor::Impl {
     for (auto& lane : lanes) lane.cache->discard();
     end_of.clear();   // the rewind re-delivers what the aborted batch held
     eof_pending.clear();
+    // Records of a rewound partition that were waiting (event-time alignment) follow the batch's
+    // in their partition: the rewind delivers them again.
+    std::erase_if(held, [&](const kafka::MessagePtr& m) {
+      return first.count({rd_kafka_topic_name(m->rkt), m->partition}) > 0;
+    });
     aborts.inc();
     if (auto s = kafka::classify(rd_kafka_abort_transaction(producer.get(), 60000)); !s.ok()) {
       spdlog::critical("processor: abort_transaction: {}", s.message);
