@@ -66,6 +66,8 @@ const std::vector<Field>& fields() {
       REVTRACE_INT("processor.generation", processor.generation),
       REVTRACE_INT("processor.threads", processor.threads),
       REVTRACE_INT("processor.checkpoint_ingest_bytes", processor.checkpoint_ingest_bytes),
+      REVTRACE_INT("processor.event_time_max_waiting", processor.event_time_max_waiting),
+      REVTRACE_INT("processor.event_time_max_wait_ms", processor.event_time_max_wait_ms),
       REVTRACE_STR("query.listen", query.listen),
       REVTRACE_STR("query.data_dir", query.data_dir),
       REVTRACE_STR("query.group_id", query.group_id),
@@ -246,6 +248,12 @@ void validate(const Config& config) {
   }
   if (config.processor.checkpoint_ingest_bytes < 0) {
     throw ConfigError("config: processor.checkpoint_ingest_bytes must be >= 0");
+  }
+  if (config.processor.event_time_max_waiting < 0) {
+    throw ConfigError("config: processor.event_time_max_waiting must be >= 0 (0 = no alignment)");
+  }
+  if (config.processor.event_time_max_wait_ms < 0) {
+    throw ConfigError("config: processor.event_time_max_wait_ms must be >= 0");
   }
   for (std::size_t i = 0; i < config.sites.size(); ++i) {
     for (std::size_t j = 0; j < i; ++j) {

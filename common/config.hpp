@@ -88,6 +88,12 @@ struct ProcessorConfig {
   // and ingested into RocksDB instead of through the WAL and the memtable; shared by the threads.
   // 0: every checkpoint (processor.exactly_once.scale runs an instance so).
   std::int64_t checkpoint_ingest_bytes = 16 << 20;
+  // Event-time alignment (processor/README.md): at most this many redirect and Stripe records
+  // wait in memory for an earlier topic to deliver up to their Kafka timestamp (each keeps its
+  // fetched message set in memory); 0 turns the alignment off.
+  std::int64_t event_time_max_waiting = 50000;
+  // A partition's records stop waiting after this long.
+  std::int64_t event_time_max_wait_ms = 120000;
 };
 
 struct QueryConfig {

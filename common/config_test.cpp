@@ -78,6 +78,13 @@ TEST_CASE("config: errors name the offending key", "[config]") {
              Catch::Contains("processor.checkpoint_ingest_bytes must be >= 0"));
   CHECK(parse_config_text("[processor]\ncheckpoint_ingest_bytes = 0", {}).processor.checkpoint_ingest_bytes == 0);
   CHECK(parse_config_text("", {}).processor.checkpoint_ingest_bytes == 16 << 20);
+  CHECK_THAT(error_of("[processor]\nevent_time_max_waiting = -1"),
+             Catch::Contains("processor.event_time_max_waiting must be >= 0"));
+  CHECK_THAT(error_of("[processor]\nevent_time_max_wait_ms = -5"),
+             Catch::Contains("processor.event_time_max_wait_ms must be >= 0"));
+  CHECK(parse_config_text("", {}).processor.event_time_max_waiting == 50000);
+  CHECK(parse_config_text("", {}).processor.event_time_max_wait_ms == 120000);
+  CHECK(parse_config_text("[processor]\nevent_time_max_waiting = 0", {}).processor.event_time_max_waiting == 0);
   ConfigSources bad_set;
   bad_set.assignments = {"novalue"};
   CHECK_THAT(error_of("", bad_set), Catch::Contains("--set expects"));

@@ -67,13 +67,12 @@ constexpr std::size_t kMaxBatchRecords = 50000;
 constexpr auto kFirstFetchWait = std::chrono::seconds(30);
 
 // Event-time alignment (see hold_records_ahead_of_earlier_topics): an earlier topic's partition
-// that delivered nothing (no record, no end) for this long no longer holds records back; a
-// partition's records stop waiting after kAlignMaxWait (an earlier topic that stays behind, or
-// whose producers' clocks run late, must not hold payments back for good); and no more records
-// start waiting once kMaxAlignHeld are held (each pins its fetched message set in memory).
+// that delivered nothing (no record, no end) for this long no longer holds records back. (A
+// partition's records also stop waiting after processor.event_time_max_wait_ms: an earlier topic
+// that stays behind, or whose producers' clocks run late, must not hold payments back for good;
+// and no more records start waiting once processor.event_time_max_waiting are held, each
+// pinning its fetched message set in memory.)
 constexpr auto kAlignStall = std::chrono::seconds(10);
-constexpr auto kAlignMaxWait = std::chrono::seconds(120);
-constexpr std::size_t kMaxAlignHeld = 50000;
 
 }  // namespace
 
@@ -804,10 +803,12 @@ struct Processor::Impl {
   // yet delivered one with the record's timestamp or a later one. A partition's records wait as a
   // suffix: once one waits, the later ones of its partition do too, so offsets are committed only
   // below the first waiting record. Nothing waits for a partition silent for kAlignStall, longer
-  // than kAlignMaxWait, while a partition number is rebuilding its state, once kMaxAlignHeld
-  // records wait, or on shutdown.
+  // than processor.event_time_max_wait_ms, while a partition number is rebuilding its state, once
+  // processor.event_time_max_waiting records wait, or on shutdown.
   void hold_records_ahead_of_earlier_topics(std::vector<kafka::MessagePtr>& batch) {
-    if (!catch_up.empty() || stopping.load()) return;
+    const auto max_waiting = static_cast<std::size_t>(config.processor.event_time_max_waiting);
+    const std::chrono::milliseconds max_wait(config.processor.event_time_max_wait_ms);
+    if (max_waiting == 0 || !catch_up.empty() || stopping.load()) return;
     const auto now = std::chrono::steady_clock::now();
     // The timestamp up to which the topics ranked before `rank` delivered partition `p` (the
     // largest value when none of them holds anything back), computed once per batch.
@@ -830,7 +831,7 @@ struct Processor::Impl {
     std::int32_t run_partition = -1;
     int rank = 0;
     bool waiting = false;  // a record of the current partition waits: the rest of it does too
-    bool waited_long = false;  // the current partition's records have waited kAlignMaxWait
+    bool waited_long = false;  // the current partition's records have waited max_wait
     TopicPartition run_tp;
     std::set<TopicPartition> seen, waited;
     for (auto& m : batch) {
@@ -843,10 +844,10 @@ struct Processor::Impl {
           run_tp = {rd_kafka_topic_name(m->rkt), m->partition};
           seen.insert(run_tp);
           auto since = waiting_since.find(run_tp);
-          waited_long = since != waiting_since.end() && now - since->second > kAlignMaxWait;
+          waited_long = since != waiting_since.end() && now - since->second >= max_wait;
         }
       }
-      if (!waiting && !waited_long && rank > 0 && held.size() < kMaxAlignHeld) {
+      if (!waiting && !waited_long && rank > 0 && held.size() < max_waiting) {
         const auto ts = rd_kafka_message_timestamp(m.get(), nullptr);
         waiting = ts >= 0 && ts > horizon(m->partition, rank);
         if (waiting) waited.insert(run_tp);
