@@ -55,7 +55,8 @@ struct Run {
   std::vector<LogRecord> revenue;
 };
 
-Run run_backlog(const std::string& tag, const std::map<std::string, std::string>& env) {
+Run run_backlog(const std::string& tag, const std::map<std::string, std::string>& env,
+                int filler_per_payer = kFillerPerPayer) {
   auto d = make_deployment(kafka_bootstrap(), tag);
   const std::string site = unique("et");
   const std::int64_t t0 = 1790000000000;  // 2026-09-21
@@ -68,7 +69,7 @@ Run run_backlog(const std::string& tag, const std::map<std::string, std::string>
     web.emplace_back(site, pageview(site, n + "-campaign", "payer-" + n, at,
                                     "?utm_source=newsletter&utm_medium=email&utm_campaign=c" +
                                         std::to_string(i)));
-    for (int k = 0; k < kFillerPerPayer; ++k) {
+    for (int k = 0; k < filler_per_payer; ++k) {
       web.emplace_back(site, pageview(site, n + "-f" + std::to_string(k), n + "-other-" + std::to_string(k),
                                       at + 1000 + k, "pricing"));
     }
@@ -84,7 +85,7 @@ Run run_backlog(const std::string& tag, const std::map<std::string, std::string>
   REQUIRE(p.stop() == 0);
   INFO(p.log());
   REQUIRE(idle);
-  CHECK(run.metrics.records() == static_cast<std::uint64_t>(kPayers * (kFillerPerPayer + 2)));
+  CHECK(run.metrics.records() == static_cast<std::uint64_t>(kPayers * (filler_per_payer + 2)));
   run.revenue = read_log(d.bootstrap, d.topic(kRevenue), Isolation::read_committed);
   return run;
 }
@@ -125,6 +126,29 @@ TEST_CASE("with the alignment off, the backlog's payments come out unattributed 
           "[kafka][event-time]") {
   const auto run = run_backlog("event-time-off", {{"REVTRACE_PROCESSOR_EVENT_TIME_MAX_WAITING", "0"}});
   CHECK(run.metrics.value("revtrace_processor_event_time_holds_total") == 0);
+  const auto history = analyse_revenue(run.revenue);
+  CHECK(history.latest.size() == static_cast<std::size_t>(kPayers));
+  CHECK(run.revenue.size() > history.latest.size());
+  std::size_t unattributed = 0;
+  for (const auto& r : run.revenue) {
+    REQUIRE(r.value);
+    if (touches_of(*r.value).first == 0) ++unattributed;
+  }
+  CHECK(unattributed > 0);
+  for (const auto& [key, value] : history.latest) {
+    INFO(value);
+    CHECK(touches_of(value) == std::make_pair(std::size_t{1}, std::string("newsletter")));
+  }
+}
+
+// A partition's records wait at most processor.event_time_max_wait_ms; with 0, one batch. Behind
+// 30,000 pageviews per payer (360,000 in all, batches of at most 50,000 new records), the later
+// payments are let go long before the web partition reaches their pageviews: they did wait, and
+// still come out unattributed first.
+TEST_CASE("records wait at most processor.event_time_max_wait_ms", "[kafka][event-time]") {
+  const auto run = run_backlog("event-time-wait", {{"REVTRACE_PROCESSOR_EVENT_TIME_MAX_WAIT_MS", "0"}},
+                               30000);
+  CHECK(run.metrics.value("revtrace_processor_event_time_holds_total") > 0);
   const auto history = analyse_revenue(run.revenue);
   CHECK(history.latest.size() == static_cast<std::size_t>(kPayers));
   CHECK(run.revenue.size() > history.latest.size());
