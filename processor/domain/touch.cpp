@@ -172,6 +172,29 @@ std::string lenient_decode(std::string_view s, bool plus_is_space) {
   return out;
 }
 
+// Appends a query's '&'-separated parameters: keys decoded and lower-cased, values decoded ('+' is
+// a space). `keep_empty`: an empty part (and an empty query) is a parameter with an empty key, as
+// Boost.URL reads it; otherwise empty parts are skipped.
+void append_query_params(std::string_view query, bool keep_empty,
+                         std::vector<std::pair<std::string, std::string>>& params) {
+  if (query.empty() && !keep_empty) return;
+  std::size_t pos = 0;
+  while (true) {
+    const auto amp = query.find('&', pos);
+    const auto part = query.substr(pos, amp == std::string_view::npos ? query.npos : amp - pos);
+    if (keep_empty || !part.empty()) {
+      const auto eq = part.find('=');
+      auto key = lenient_decode(part.substr(0, eq), true);
+      lower_ascii(key);
+      params.emplace_back(std::move(key), eq == std::string_view::npos
+                                              ? std::string()
+                                              : lenient_decode(part.substr(eq + 1), true));
+    }
+    if (amp == std::string_view::npos) break;
+    pos = amp + 1;
+  }
+}
+
 // For text Boost.URL rejects (a space, a bad escape, a bad port): split on the delimiters and
 // decode what is there.
 ParsedUrl parse_lenient(std::string_view s) {
@@ -205,21 +228,7 @@ ParsedUrl parse_lenient(std::string_view s) {
     if (plausible) p.host = normalize_host(authority);
   }
   p.path = clean(lenient_decode(path, false));
-  std::size_t pos = 0;
-  while (pos <= query.size() && !query.empty()) {
-    const auto amp = query.find('&', pos);
-    const auto part = query.substr(pos, amp == std::string_view::npos ? query.npos : amp - pos);
-    if (!part.empty()) {
-      const auto eq = part.find('=');
-      auto key = lenient_decode(part.substr(0, eq), true);
-      lower_ascii(key);
-      p.params.emplace_back(std::move(key), eq == std::string_view::npos
-                                                ? std::string()
-                                                : lenient_decode(part.substr(eq + 1), true));
-    }
-    if (amp == std::string_view::npos) break;
-    pos = amp + 1;
-  }
+  append_query_params(query, /*keep_empty=*/false, p.params);
   return p;
 }
 
@@ -269,19 +278,7 @@ std::optional<ParsedUrl> parse_plain(std::string_view text) {
   if (q == std::string_view::npos) return p;
   // Without '%' in the text, decoding only turns '+' into a space.
   const std::string_view query = rest.substr(q + 1);
-  std::size_t pos = 0;
-  while (true) {
-    const auto amp = query.find('&', pos);
-    const auto part = query.substr(pos, amp == std::string_view::npos ? query.npos : amp - pos);
-    const auto eq = part.find('=');
-    auto key = lenient_decode(part.substr(0, eq), true);
-    lower_ascii(key);
-    p.params.emplace_back(std::move(key), eq == std::string_view::npos
-                                              ? std::string()
-                                              : lenient_decode(part.substr(eq + 1), true));
-    if (amp == std::string_view::npos) break;
-    pos = amp + 1;
-  }
+  append_query_params(query, /*keep_empty=*/true, p.params);
   return p;
 }
 
