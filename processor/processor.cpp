@@ -289,11 +289,10 @@ struct Processor::Impl {
     rebalanced = true;
     rebalances.inc();
     eof_pending.clear();
-    fetched.clear();  // the assignment starts over: every partition's first fetch is awaited again
-    held.clear();     // re-fetched from the positions the new assignment sets
-    held_since.clear();
-    noted_rkt = nullptr;
+    // The assignment starts over: every partition's first fetch is awaited again.
     delivery.clear();
+    held.clear();  // re-fetched from the positions the new assignment sets
+    held_since.clear();
     waiting_since.clear();
     delivery_rkt = nullptr;
     delivery_entry = nullptr;
@@ -726,7 +725,7 @@ struct Processor::Impl {
   // replayed with output suppressed do not wait; after kFirstFetchWait (a topic's leader gone)
   // the records go on without the missing topic; on shutdown nothing waits.
   void hold_records_until_all_topics_fetched(std::vector<kafka::MessagePtr>& batch) {
-    if (fetched.size() >= assignment.size()) return;  // every assigned partition fetched
+    if (delivery.size() >= assignment.size()) return;  // every assigned partition fetched
     const auto now = std::chrono::steady_clock::now();
     std::map<std::int32_t, bool> waits;  // by partition number
     auto must_wait = [&](const rd_kafka_message_t* m) {
@@ -740,7 +739,7 @@ struct Processor::Impl {
       std::vector<std::string> missing;
       for (const auto& t : input_topics) {
         const TopicPartition other{t, m->partition};
-        if (assignment.count(other) && !fetched.count(other)) missing.push_back(t);
+        if (assignment.count(other) && !delivery.count(other)) missing.push_back(t);
       }
       if (missing.empty()) return false;
       const auto since = held_since.try_emplace(m->partition, now).first->second;
@@ -748,7 +747,7 @@ struct Processor::Impl {
       std::string names;
       for (const auto& t : missing) {
         names += (names.empty() ? "" : ", ") + t;
-        fetched.insert({t, m->partition});
+        delivery[{t, m->partition}].at_end = true;  // given up on, as if it had nothing to deliver
       }
       spdlog::warn("processor: partition {}: {} not fetched {} s after the assignment; processing "
                    "the other topics' records without waiting for it", m->partition, names,
@@ -768,17 +767,9 @@ struct Processor::Impl {
     batch = std::move(kept);
   }
 
-  // The partition's first record or end since the assignment (see
-  // hold_records_until_all_topics_fetched).
-  void note_fetched(const rd_kafka_message_t* m) {
-    if (fetched.size() >= assignment.size()) return;
-    if (m->rkt == noted_rkt && m->partition == noted_partition) return;  // records come in runs
-    noted_rkt = m->rkt;
-    noted_partition = m->partition;
-    fetched.insert({rd_kafka_topic_name(m->rkt), m->partition});
-  }
-
-  // A record or an end delivered by the consumer (see hold_records_ahead_of_earlier_topics).
+  // A record or an end delivered by the consumer: the partition's first fetch since the assignment
+  // (hold_records_until_all_topics_fetched) and how far it delivered
+  // (hold_records_ahead_of_earlier_topics).
   void note_delivery(const rd_kafka_message_t* m, bool end,
                      std::chrono::steady_clock::time_point now) {
     if (m->rkt != delivery_rkt || m->partition != delivery_partition || delivery_entry == nullptr) {
@@ -1114,12 +1105,11 @@ struct Processor::Impl {
           // Fetched in the moment between assigning a held partition and pausing it: it is
           // fetched again from where settling it positions it. An end reached then still counts
           // as its first fetch: a partition resumed at that end may not report it again.
-          if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) note_fetched(m.get());
+          if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) note_delivery(m.get(), true, now);
           continue;
         }
         if (m->err) {
           if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            note_fetched(m.get());
             note_delivery(m.get(), true, now);
             // Every record before this end was delivered (and is in this batch or processed).
             end_of[{rd_kafka_topic_name(m->rkt), m->partition}] = m->offset;
@@ -1129,7 +1119,6 @@ struct Processor::Impl {
           }
           continue;
         }
-        note_fetched(m.get());
         note_delivery(m.get(), false, now);
         batch.push_back(std::move(m));
       }
@@ -1274,23 +1263,21 @@ struct Processor::Impl {
   std::uint64_t rate_sampled_total = 0;
   std::set<TopicPartition> unsettled;  // assigned, held paused until committed offsets are readable
   std::set<TopicPartition> paused;
-  // Since the assignment: partitions that delivered a record or their end, and the records held
-  // until each of their partition number's input partitions did (with when that number started
-  // waiting; hold_records_until_all_topics_fetched).
-  std::set<TopicPartition> fetched;
+  // Records held for a later batch: until each input partition of their number was fetched once
+  // since the assignment (with when that number started waiting;
+  // hold_records_until_all_topics_fetched), or for event-time alignment (with when a partition's
+  // records started waiting; hold_records_ahead_of_earlier_topics).
   std::vector<kafka::MessagePtr> held;
   std::map<std::int32_t, std::chrono::steady_clock::time_point> held_since;
-  const rd_kafka_topic_t* noted_rkt = nullptr;  // note_fetched's last partition
-  std::int32_t noted_partition = -1;
-  // What each input partition delivered since the assignment, for event-time alignment
-  // (note_delivery, hold_records_ahead_of_earlier_topics).
+  std::map<TopicPartition, std::chrono::steady_clock::time_point> waiting_since;
+  // What each input partition delivered since the assignment (note_delivery): a partition is in
+  // it once it delivered a record or its end, its first fetch.
   struct Delivery {
     std::int64_t max_timestamp = -1;  // the largest record timestamp delivered
     bool at_end = false;              // its end came after its last record: nothing more to fetch
     std::chrono::steady_clock::time_point last;  // its last record or end
   };
   std::map<TopicPartition, Delivery> delivery;
-  std::map<TopicPartition, std::chrono::steady_clock::time_point> waiting_since;
   const rd_kafka_topic_t* delivery_rkt = nullptr;  // note_delivery's last partition and entry
   std::int32_t delivery_partition = -1;
   Delivery* delivery_entry = nullptr;
