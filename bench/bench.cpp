@@ -615,7 +615,8 @@ int main(int argc, char** argv) {
                 << R"(,"records_per_s":)" << r.records / std::max(r.seconds, 1e-9)
                 << R"(,"outputs":)" << r.outputs << R"(,"output_bytes":)" << r.output_bytes
                 << R"(,"skipped":)" << r.skipped << R"(,"invalid":)" << r.invalid
-                << R"(,"state_bytes":)" << r.state_bytes << "}\n";
+                << R"(,"state_bytes":)" << r.state_bytes << R"(,"checkpoints":)" << r.checkpoints
+                << "}\n";
       return 0;
     }
   } catch (const std::exception& e) {

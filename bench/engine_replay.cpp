@@ -150,6 +150,7 @@ EngineReplayResult run_engine_replay(const WorkloadOptions& options, const Engin
   cache.checkpoint(true);
   result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   result.state_bytes = state.approximate_size();
+  result.checkpoints = cache.wal_checkpoints() + cache.ingested_checkpoints();
   return result;
 }
 

@@ -24,6 +24,7 @@ struct EngineReplayResult {
   std::uint64_t skipped = 0;
   std::uint64_t invalid = 0;
   std::uint64_t state_bytes = 0;
+  std::uint64_t checkpoints = 0;  // state checkpoints that wrote something
   double seconds = 0;
 };
 

@@ -391,23 +391,42 @@ void StateCache::stage(Node& kv) {
   e.touched = epoch_;
 }
 
+// dirty_bytes_ is what the next checkpoint writes: each dirty entry's key and value once, however
+// often the entry changed since the last checkpoint (a visitor's timeline is rewritten at each of
+// its pageviews). It never falls below that sum: a rollback (discard) leaves it as it is.
+void StateCache::count_dirty(const Node& kv, bool was_dirty, std::size_t old_size) {
+  const std::size_t now = kv.second.value.size();
+  if (!was_dirty) {
+    dirty_bytes_ += kv.first.bytes.size() + now;
+  } else if (now >= old_size) {
+    dirty_bytes_ += now - old_size;
+  } else {
+    dirty_bytes_ -= std::min(dirty_bytes_, old_size - now);
+  }
+}
+
 void StateCache::put(std::string_view key, std::string_view value) {
   const auto it = lookup(key);
-  stage(*it);
   Entry& e = it->second;
+  const bool was_dirty = e.dirty;
+  const std::size_t old_size = e.value.size();
+  stage(*it);
   const std::size_t before = e.value.capacity();
   e.value.assign(value);
   e.known = Known::present;
   bytes_ += e.value.capacity() - before;
-  dirty_bytes_ += it->first.bytes.size() + value.size();
+  count_dirty(*it, was_dirty, old_size);
 }
 
 void StateCache::erase(std::string_view key) {
   const auto it = lookup(key);
+  Entry& e = it->second;
+  const bool was_dirty = e.dirty;
+  const std::size_t old_size = e.value.size();
   stage(*it);
-  it->second.value.clear();
-  it->second.known = Known::absent;
-  dirty_bytes_ += it->first.bytes.size();
+  e.value.clear();
+  e.known = Known::absent;
+  count_dirty(*it, was_dirty, old_size);
 }
 
 std::vector<std::string> StateCache::keys(std::string_view begin, std::string_view end) {

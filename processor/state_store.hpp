@@ -240,6 +240,8 @@ class StateCache {
   Node* insert(std::string_view key, std::size_t hash);  // a new entry, unknown
   void load(const Key& key, Entry& e);
   void stage(Node& kv);  // before a write: undo record, dirty list
+  // After a write: what the next checkpoint writes grew or shrank (was_dirty, old_size: before).
+  void count_dirty(const Node& kv, bool was_dirty, std::size_t old_size);
   // Evicts clean entries not used since the latest checkpoint while over budget, looking at up to
   // `max_scan` entries from the clock hand on (bounded work: no pause that grows with the cache).
   // Outside a batch only; never an entry the dirty list points at.
