@@ -297,6 +297,37 @@ TEST_CASE("state survives reopening after a checkpoint, and only then") {
   CHECK(p.keys("pay/", "pay0") == std::vector<std::string>{"pay/a"});
 }
 
+TEST_CASE("dirty bytes are what the next checkpoint writes: each changed key once") {
+  TempDir dir;
+  RocksState state(dir.path.string());
+  StateCache cache(state);
+  PartitionStore p0(cache, 0);
+  const std::string key = partition_prefix(0) + "vis/x";  // the cache's key for p0's "vis/x"
+  CHECK(cache.dirty_bytes() == 0);
+  p0.put("vis/x", std::string(100, 'a'));
+  CHECK(cache.dirty_bytes() == key.size() + 100);
+  // Rewritten in the same batch and the next: still one key and its latest value.
+  p0.put("vis/x", std::string(150, 'b'));
+  cache.commit();
+  p0.put("vis/x", std::string(120, 'c'));
+  CHECK(cache.dirty_bytes() == key.size() + 120);
+  p0.erase("vis/x");
+  CHECK(cache.dirty_bytes() == key.size());
+  p0.put("vis/y", "1");
+  CHECK(cache.dirty_bytes() == 2 * key.size() + 1);
+  cache.commit();
+  cache.checkpoint(true);
+  CHECK(cache.dirty_bytes() == 0);
+  // After a checkpoint a rewrite counts in full again.
+  p0.put("vis/y", "22");
+  CHECK(cache.dirty_bytes() == key.size() + 2);
+  // A rollback may leave it above what is dirty, never below.
+  cache.discard();
+  p0.put("vis/x", "333");
+  CHECK(cache.dirty_bytes() >= key.size() + 3);
+  cache.commit();
+}
+
 TEST_CASE("a large checkpoint is ingested as one table file, a small one is not") {
   TempDir dir;
   RocksState state(dir.path.string());
