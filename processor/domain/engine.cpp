@@ -120,6 +120,7 @@ struct AttributionEngine::Impl {
   StateStore& store;
   std::function<const SiteSettings&(std::string_view)> settings_of;
   simdjson::dom::parser parser;
+  simdjson::dom::parser payload_parser;  // a Stripe record's payload (a JSON text in a string)
 
   // Everything one record's processing needs, for one site.
   struct Site {
@@ -708,14 +709,14 @@ Outcome AttributionEngine::Impl::checkout_redirect(std::string_view json) {
 }
 
 Outcome AttributionEngine::Impl::stripe_event(std::string_view json) {
-  // The site's metadata keys are needed while parsing, but the site is only known after: parse the
-  // envelope's site_id first (cheap), then the whole record with that site's keys.
+  // The site's metadata keys are needed to read the event, but the site is only known from the
+  // envelope: its site_id is read first, then the rest of the same parsed record.
+  simdjson::dom::element root;
+  if (auto err = parser.parse(json.data(), json.size()).get(root)) {
+    return invalid(std::string("stripe event: invalid JSON: ") + simdjson::error_message(err));
+  }
   std::string site_id;
   {
-    simdjson::dom::element root;
-    if (auto err = parser.parse(json.data(), json.size()).get(root)) {
-      return invalid(std::string("stripe event: invalid JSON: ") + simdjson::error_message(err));
-    }
     std::string error;
     json::ObjectReader r(root, "stripe event", &error);
     if (!r.is_object()) return invalid("stripe event: record is not a JSON object");
@@ -724,8 +725,8 @@ Outcome AttributionEngine::Impl::stripe_event(std::string_view json) {
   }
   if (!valid_site_id(site_id)) return invalid("stripe event: site_id must match ^[A-Za-z0-9_-]+$");
   Site site(*this, settings_for(site_id), site_id);
-  auto parsed =
-      parse_stripe_record(json, {site.settings.visitor_id_keys, site.settings.session_id_keys});
+  auto parsed = parse_stripe_record(
+      root, {site.settings.visitor_id_keys, site.settings.session_id_keys}, payload_parser);
   switch (parsed.kind) {
     case StripeEventParse::Kind::invalid:
       return invalid(std::move(parsed.reason));

@@ -387,12 +387,18 @@ void read_subscription(json::ObjectReader& obj, const MetadataKeys& keys, Stripe
 }  // namespace
 
 StripeEventParse parse_stripe_record(std::string_view record_json, const MetadataKeys& keys) {
-  std::string error;
   simdjson::dom::parser parser;
   simdjson::dom::element root;
   if (auto err = parser.parse(record_json.data(), record_json.size()).get(root)) {
     return invalid(std::string("stripe event: invalid JSON: ") + simdjson::error_message(err));
   }
+  simdjson::dom::parser payload_parser;
+  return parse_stripe_record(root, keys, payload_parser);
+}
+
+StripeEventParse parse_stripe_record(simdjson::dom::element root, const MetadataKeys& keys,
+                                     simdjson::dom::parser& payload_parser) {
+  std::string error;
   json::ObjectReader record(root, "stripe event", &error);
   if (!record.is_object()) return invalid("stripe event: record is not a JSON object");
   StripeEventParse result;
@@ -401,7 +407,7 @@ StripeEventParse parse_stripe_record(std::string_view record_json, const Metadat
   ev.event_id = std::string(record.required_string("event_id"));
   ev.type = std::string(record.required_string("event_type"));
   const auto livemode = record.required_bool("livemode");
-  const std::string payload(record.required_string("payload"));
+  const std::string_view payload = record.required_string("payload");
   if (!error.empty()) return invalid(error);
   ev.livemode = *livemode;
   if (!is_used_event_type(ev.type)) {
@@ -410,10 +416,10 @@ StripeEventParse parse_stripe_record(std::string_view record_json, const Metadat
     return result;
   }
 
-  // The payload is parsed a second time: it is the raw webhook body, kept byte for byte.
-  simdjson::dom::parser payload_parser;
+  // The payload is parsed a second time: it is the raw webhook body, kept byte for byte. (The
+  // view points into the record's document, which payload_parser does not touch.)
   simdjson::dom::element body;
-  if (auto err = payload_parser.parse(payload).get(body)) {
+  if (auto err = payload_parser.parse(payload.data(), payload.size()).get(body)) {
     return invalid(std::string("stripe event: payload is not JSON: ") +
                    simdjson::error_message(err));
   }

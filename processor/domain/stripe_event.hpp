@@ -12,6 +12,8 @@
 //
 // Which fields matter per event type, and the pre-/post-basil (2025-03-31) invoice shapes, follow
 // ../../../shared/docs/stripe.md (see ENGINE.md here for the full table).
+#include <simdjson.h>
+
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -120,6 +122,11 @@ struct StripeEventParse {
 // a used type that carries no payment (a setup-mode checkout session).
 [[nodiscard]] StripeEventParse parse_stripe_record(std::string_view record_json,
                                                    const MetadataKeys& keys);
+// The same for a record already parsed (`root`, which must outlive the call), with the parser for
+// its payload (reused across calls: its buffers are allocated once).
+[[nodiscard]] StripeEventParse parse_stripe_record(simdjson::dom::element root,
+                                                   const MetadataKeys& keys,
+                                                   simdjson::dom::parser& payload_parser);
 
 // Email normalisation before hashing: trim ASCII whitespace, lower-case ASCII.
 [[nodiscard]] std::string normalise_email(std::string_view email);
