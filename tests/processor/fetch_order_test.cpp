@@ -2,14 +2,19 @@
 // partition starts fetching on its own, so a payment's Stripe event can be fetched seconds before
 // the pageviews written before it. The processor holds a partition number's records until each of
 // its input partitions was fetched once; without that, it emits an unattributed revision first and
-// then revises it.
+// then revises it. After that first fetch, event-time alignment holds a payment while the
+// web-events partition still has earlier records to deliver, unless that partition went silent
+// for 10 s (kAlignStall in processor.cpp): a stalled fetch must not hold payments back for the
+// whole of processor.event_time_max_wait_ms.
 //
-// The delay is injected with librdkafka's mock cluster (fault injection, not exactly-once: the
+// The delays are injected with librdkafka's mock cluster (fault injection, not exactly-once: the
 // outcome checked is the order of processing). The web-events partitions are led by broker 2, whose
-// first fetch responses are delayed by three seconds; everything else lives on broker 1.
+// fetch responses are delayed; everything else lives on broker 1. Each TEST_CASE is its own ctest
+// test (tests/processor/CMakeLists.txt).
 #include <catch2/catch.hpp>
 #include <simdjson.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "common/config.hpp"
@@ -30,11 +35,11 @@ constexpr int kFetchApiKey = 1;  // the Kafka protocol's Fetch request
 constexpr int kSlowFetchMs = 3000;
 constexpr int kBacklog = 60000;
 
-std::string pageview(const std::string& site, const std::string& id, std::int64_t at,
-                     const std::string& url) {
+std::string pageview(const std::string& site, const std::string& visitor, const std::string& id,
+                     std::int64_t at, const std::string& url) {
   return R"({"event_id":")" + id + R"(","type":"pageview","site_id":")" + site +
-         R"(","visitor_id":"v1","occurred_at":)" + std::to_string(at) + R"(,"received_at":)" +
-         std::to_string(at + 20) + R"(,"url":")" + url + R"("})";
+         R"(","visitor_id":")" + visitor + R"(","occurred_at":)" + std::to_string(at) +
+         R"(,"received_at":)" + std::to_string(at + 20) + R"(,"url":")" + url + R"("})";
 }
 
 std::string checkout_completed(const std::string& site, std::int64_t paid_s) {
@@ -45,29 +50,24 @@ std::string checkout_completed(const std::string& site, std::int64_t paid_s) {
                          paid_s * 1000 + 500);
 }
 
-}  // namespace
-
-TEST_CASE("a payment fetched before its pageviews waits for them: one attributed revision",
-          "[fetch_order]") {
-  common::kafka::MockCluster broker(2);
+// A one-site, one-thread processor's configuration on `broker` (two mock brokers), with the
+// revtrace topics created: the web-events partitions led by broker 2, whose fetches the tests
+// delay, every other partition and the group's coordinator on broker 1.
+common::Config mock_deployment(common::kafka::MockCluster& broker, const std::string& name,
+                               const std::string& site) {
   rd_kafka_mock_cluster_t* mock = broker.native();
-  const std::string dir = temp_dir("revtrace-fetch-order");
   common::Config config;
   config.kafka.bootstrap = broker.bootstrap();
   config.kafka.replication_factor = 1;
-  config.processor.data_dir = dir + "/processor";
-  config.processor.group_id = "fetch-order";
+  config.processor.data_dir = temp_dir("revtrace-" + name) + "/processor";
+  config.processor.group_id = name;
   config.processor.metrics_listen = "127.0.0.1:0";
   config.processor.threads = 1;
   std::filesystem::create_directories(config.processor.data_dir);
-  const std::string site = "order-shop";
   common::SiteConfig site_config;
   site_config.id = site;
   config.sites.push_back(site_config);
-
   const std::string web = common::topics::name(config.kafka, common::topics::kWebEvents);
-  const std::string stripe = common::topics::name(config.kafka, common::topics::kStripeEvents);
-  const std::string revenue = common::topics::name(config.kafka, common::topics::kAttributedRevenue);
   for (const auto& spec : common::kafka::revtrace_topics(config.kafka)) {
     broker.create_topic(spec.name, spec.partitions);
     for (int p = 0; p < spec.partitions; ++p) {
@@ -76,14 +76,50 @@ TEST_CASE("a payment fetched before its pageviews waits for them: one attributed
     }
   }
   REQUIRE(rd_kafka_mock_coordinator_set(mock, "group", config.processor.group_id.c_str(), 1) == 0);
+  return config;
+}
+
+// Produces one record with the Kafka timestamp (CreateTime) `timestamp_ms`, the clock the
+// event-time alignment compares, instead of the producer's wall clock.
+rd_kafka_resp_err_t produce_at(common::kafka::Producer& producer, const std::string& topic,
+                               const std::string& key, const std::string& value,
+                               std::int64_t timestamp_ms) {
+  return rd_kafka_producev(producer.handle(), RD_KAFKA_V_TOPIC(topic.c_str()),
+                           RD_KAFKA_V_KEY(key.data(), key.size()),
+                           RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                           RD_KAFKA_V_TIMESTAMP(timestamp_ms), RD_KAFKA_V_END);
+}
+
+// The processor's position (next offset to deliver) in `topic`: the largest over its assigned
+// partitions, -1 before any was positioned.
+std::int64_t position(const processor::Processor& processor, const std::string& topic) {
+  std::int64_t out = -1;
+  for (const auto& [tp, offset] : processor.positions()) {
+    if (tp.first == topic) out = std::max(out, offset);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a payment fetched before its pageviews waits for them: one attributed revision",
+          "[fetch_order]") {
+  common::kafka::MockCluster broker(2);
+  rd_kafka_mock_cluster_t* mock = broker.native();
+  const std::string site = "order-shop";
+  const common::Config config = mock_deployment(broker, "fetch-order", site);
+  const std::string web = common::topics::name(config.kafka, common::topics::kWebEvents);
+  const std::string stripe = common::topics::name(config.kafka, common::topics::kStripeEvents);
+  const std::string revenue = common::topics::name(config.kafka, common::topics::kAttributedRevenue);
 
   // The pageviews are written first, the payment after them.
   const std::int64_t t0 = 1790000000000;
   {
     common::kafka::Producer producer(config.kafka);
-    REQUIRE(producer.produce(web, site, pageview(site, "pv1", t0,
+    REQUIRE(producer.produce(web, site, pageview(site, "v1", "pv1", t0,
                                                  "https://order-shop.example/?utm_source=newsletter&utm_medium=email")) == 0);
-    REQUIRE(producer.produce(web, site, pageview(site, "pv2", t0 + 5000,
+    REQUIRE(producer.produce(web, site, pageview(site, "v1", "pv2", t0 + 5000,
                                                  "https://order-shop.example/pricing")) == 0);
     REQUIRE(producer.flush(30s));
     REQUIRE(producer.produce(stripe, site, checkout_completed(site, t0 / 1000 + 60)) == 0);
@@ -140,6 +176,98 @@ TEST_CASE("a payment fetched before its pageviews waits for them: one attributed
   CHECK(metrics.counter("revtrace_processor_first_fetch_timeouts_total", "").value() == 0);
   CHECK(metrics.counter("revtrace_processor_skipped_total", "").value() == kBacklog);
   // One record: the payment's first revision already has the pageviews' touch.
+  REQUIRE(out.size() == 1);
+  simdjson::dom::parser parser;
+  simdjson::dom::element rec = parser.parse(out[0].value);
+  CHECK(std::string_view(rec["payment_key"]) == "pi_order1");
+  CHECK(int64_t(rec["amount"]) == 4900);
+  simdjson::dom::array touches = rec["touches"];
+  REQUIRE(touches.size() == 1);
+  CHECK(std::string_view(touches.at(0)["source"]) == "newsletter");
+}
+
+TEST_CASE("a web-events partition silent for 10 s no longer holds a payment back",
+          "[event_time_stall]") {
+  // The pageviews come in kWebSets message sets, and the mock broker answers a fetch with at most
+  // one message set per partition. The first kFastFetches fetches of broker 2 answer at once and
+  // deliver the first few sets (at most one each; 3 or 4 in runs here), the payer's campaign
+  // pageview first; the next one answers after kStalledFetchMs. The web-events partition then
+  // still has records to deliver, all written before the payment, and delivers nothing: after
+  // 10 s of that silence the payment is processed. Without the rule it waits until the stalled
+  // fetch answers and the partition delivered the rest.
+  constexpr int kWebSets = 12;
+  constexpr int kFastFetches = 4;
+  constexpr int kStalledFetchMs = 20000;  // above the 10 s, below the first fetch's 30 s wait
+  common::kafka::MockCluster broker(2);
+  rd_kafka_mock_cluster_t* mock = broker.native();
+  const std::string site = "stall-shop";
+  const common::Config config = mock_deployment(broker, "event-time-stall", site);
+  const std::string web = common::topics::name(config.kafka, common::topics::kWebEvents);
+  const std::string stripe = common::topics::name(config.kafka, common::topics::kStripeEvents);
+  const std::string revenue =
+      common::topics::name(config.kafka, common::topics::kAttributedRevenue);
+
+  const std::int64_t t0 = 1790000000000;
+  {
+    common::kafka::Producer producer(config.kafka);
+    for (int i = 0; i < kWebSets; ++i) {
+      const std::int64_t at = t0 + i * 1000;
+      const std::string value =
+          i == 0 ? pageview(site, "v1", "pv0", at,
+                            "https://stall-shop.example/?utm_source=newsletter&utm_medium=email")
+                 : pageview(site, "v" + std::to_string(100 + i), "pv" + std::to_string(i), at,
+                            "https://stall-shop.example/pricing");
+      REQUIRE(produce_at(producer, web, site, value, at) == 0);
+      REQUIRE(producer.flush(30s));  // one produce request, one message set
+    }
+    REQUIRE(produce_at(producer, stripe, site, checkout_completed(site, t0 / 1000 + 60),
+                       t0 + 60500) == 0);
+    REQUIRE(producer.flush(30s));
+  }
+  for (int i = 0; i < kFastFetches; ++i) {
+    REQUIRE(rd_kafka_mock_broker_push_request_error_rtts(mock, 2, kFetchApiKey, 1,
+                                                         RD_KAFKA_RESP_ERR_NO_ERROR, 0) == 0);
+  }
+  REQUIRE(rd_kafka_mock_broker_push_request_error_rtts(mock, 2, kFetchApiKey, 1,
+                                                       RD_KAFKA_RESP_ERR_NO_ERROR,
+                                                       kStalledFetchMs) == 0);
+
+  common::metrics::Registry metrics;
+  processor::Processor processor(config, metrics);
+  processor.start();
+  const auto started = std::chrono::steady_clock::now();
+  // The web-events position read right after the record was seen in the output: below the
+  // partition's end means the payment was processed before the partition delivered the rest.
+  std::int64_t web_position_at_output = -1;
+  std::vector<TopicRecord> out;
+  const bool output = wait_until(90s, [&] {
+    out = read_topic(config.kafka.bootstrap, revenue);
+    if (out.empty()) return false;
+    web_position_at_output = position(processor, web);
+    return true;
+  }, 100ms);
+  const auto output_after = std::chrono::steady_clock::now() - started;
+  const bool all_processed = wait_until(60s, [&] {
+    return position(processor, web) >= kWebSets && position(processor, stripe) >= 1 &&
+           processor.records_processed() >= kWebSets + 1;
+  }, 100ms);
+  processor.stop();
+  REQUIRE(processor.healthy());
+  out = read_topic(config.kafka.bootstrap, revenue);
+  std::string values;
+  for (const auto& r : out) values += r.value + "\n";
+  INFO("attributed-revenue records:\n" << values);
+  INFO("first output after "
+       << std::chrono::duration_cast<std::chrono::milliseconds>(output_after).count()
+       << " ms, web-events position then " << web_position_at_output << " of " << kWebSets);
+  REQUIRE(output);
+  CHECK(web_position_at_output >= 1);  // the campaign pageview was delivered
+  REQUIRE(web_position_at_output < kWebSets);
+  REQUIRE(all_processed);
+  // The payment waited for the web-events partition at first, and not for its first fetch.
+  CHECK(metrics.counter("revtrace_processor_event_time_holds_total", "").value() > 0);
+  CHECK(metrics.counter("revtrace_processor_first_fetch_timeouts_total", "").value() == 0);
+  // One record, with the touch of the pageview delivered before the silence.
   REQUIRE(out.size() == 1);
   simdjson::dom::parser parser;
   simdjson::dom::element rec = parser.parse(out[0].value);
