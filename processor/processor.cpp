@@ -1086,9 +1086,14 @@ struct Processor::Impl {
         // the clock is not free.
         const auto now = std::chrono::steady_clock::now();
         if (!batch.empty() && now >= deadline) break;
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
-        kafka::MessagePtr m(rd_kafka_consumer_poll(
-            consumer.get(), batch.empty() ? 100 : static_cast<int>(std::max<long>(0, left.count()))));
+        // A record already fetched is taken without a timeout first: given one, librdkafka reads
+        // the clock several times more per call.
+        kafka::MessagePtr m(batch.empty() ? nullptr : rd_kafka_consumer_poll(consumer.get(), 0));
+        if (!m) {
+          const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
+          m.reset(rd_kafka_consumer_poll(
+              consumer.get(), batch.empty() ? 100 : static_cast<int>(std::max<long>(0, left.count()))));
+        }
         if (rebalanced) {
           // Records collected before the assignment changed are re-fetched from the positions the
           // new assignment set; a record returned by this poll already comes from them.
