@@ -101,6 +101,26 @@ std::int64_t position(const processor::Processor& processor, const std::string& 
   return out;
 }
 
+// The records' values, one per line (for a failure's message).
+std::string values_of(const std::vector<TopicRecord>& out) {
+  std::string values;
+  for (const auto& r : out) values += r.value + "\n";
+  return values;
+}
+
+// The output is one record: the checkout's 4900 under pi_order1, credited to the newsletter
+// pageview alone.
+void check_one_newsletter_record(const std::vector<TopicRecord>& out) {
+  REQUIRE(out.size() == 1);
+  simdjson::dom::parser parser;
+  simdjson::dom::element rec = parser.parse(out[0].value);
+  CHECK(std::string_view(rec["payment_key"]) == "pi_order1");
+  CHECK(int64_t(rec["amount"]) == 4900);
+  simdjson::dom::array touches = rec["touches"];
+  REQUIRE(touches.size() == 1);
+  CHECK(std::string_view(touches.at(0)["source"]) == "newsletter");
+}
+
 }  // namespace
 
 TEST_CASE("a payment fetched before its pageviews waits for them: one attributed revision",
@@ -167,23 +187,14 @@ TEST_CASE("a payment fetched before its pageviews waits for them: one attributed
   processor.stop();
   REQUIRE(processor.healthy());
   out = read_topic(config.kafka.bootstrap, revenue);
-  std::string values;
-  for (const auto& r : out) values += r.value + "\n";
-  INFO("attributed-revenue records:\n" << values);
+  INFO("attributed-revenue records:\n" << values_of(out));
   REQUIRE(attributed);
   REQUIRE(all_processed);
   // The wait ended because the pageviews came, not because it gave up on them.
   CHECK(metrics.counter("revtrace_processor_first_fetch_timeouts_total", "").value() == 0);
   CHECK(metrics.counter("revtrace_processor_skipped_total", "").value() == kBacklog);
   // One record: the payment's first revision already has the pageviews' touch.
-  REQUIRE(out.size() == 1);
-  simdjson::dom::parser parser;
-  simdjson::dom::element rec = parser.parse(out[0].value);
-  CHECK(std::string_view(rec["payment_key"]) == "pi_order1");
-  CHECK(int64_t(rec["amount"]) == 4900);
-  simdjson::dom::array touches = rec["touches"];
-  REQUIRE(touches.size() == 1);
-  CHECK(std::string_view(touches.at(0)["source"]) == "newsletter");
+  check_one_newsletter_record(out);
 }
 
 TEST_CASE("a web-events partition silent for 10 s no longer holds a payment back",
@@ -254,9 +265,7 @@ TEST_CASE("a web-events partition silent for 10 s no longer holds a payment back
   processor.stop();
   REQUIRE(processor.healthy());
   out = read_topic(config.kafka.bootstrap, revenue);
-  std::string values;
-  for (const auto& r : out) values += r.value + "\n";
-  INFO("attributed-revenue records:\n" << values);
+  INFO("attributed-revenue records:\n" << values_of(out));
   INFO("first output after "
        << std::chrono::duration_cast<std::chrono::milliseconds>(output_after).count()
        << " ms, web-events position then " << web_position_at_output << " of " << kWebSets);
@@ -268,12 +277,5 @@ TEST_CASE("a web-events partition silent for 10 s no longer holds a payment back
   CHECK(metrics.counter("revtrace_processor_event_time_holds_total", "").value() > 0);
   CHECK(metrics.counter("revtrace_processor_first_fetch_timeouts_total", "").value() == 0);
   // One record, with the touch of the pageview delivered before the silence.
-  REQUIRE(out.size() == 1);
-  simdjson::dom::parser parser;
-  simdjson::dom::element rec = parser.parse(out[0].value);
-  CHECK(std::string_view(rec["payment_key"]) == "pi_order1");
-  CHECK(int64_t(rec["amount"]) == 4900);
-  simdjson::dom::array touches = rec["touches"];
-  REQUIRE(touches.size() == 1);
-  CHECK(std::string_view(touches.at(0)["source"]) == "newsletter");
+  check_one_newsletter_record(out);
 }
