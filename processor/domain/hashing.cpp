@@ -28,13 +28,15 @@ struct MacFree {
 
 EVP_MAC_CTX* hmac_sha256_for(std::string_view key) {
   thread_local std::unique_ptr<EVP_MAC, MacFree> mac(EVP_MAC_fetch(nullptr, "HMAC", nullptr));
-  // One entry per site's key: a handful.
+  // One entry per site's key: a handful. Site ids come from the records, so the map is bounded.
+  constexpr std::size_t kMaxKeys = 1024;
   thread_local std::map<std::string, std::unique_ptr<EVP_MAC_CTX, MacFree>, std::less<>> by_key;
   if (auto it = by_key.find(key); it != by_key.end()) {
     if (EVP_MAC_init(it->second.get(), nullptr, 0, nullptr) != 1) failed("HMAC-SHA256");
     return it->second.get();
   }
   if (!mac) failed("fetching HMAC");
+  if (by_key.size() >= kMaxKeys) by_key.clear();
   std::unique_ptr<EVP_MAC_CTX, MacFree> ctx(EVP_MAC_CTX_new(mac.get()));
   if (!ctx) failed("HMAC-SHA256");
   char digest[] = "SHA256";
