@@ -37,6 +37,15 @@ TEST_CASE("email hashes are HMAC-SHA256 in lower-case hex, per key, call after c
   const std::vector<std::string> expected{kJefe, kHiThere, kJefe};
   CHECK(email_hashes() == expected);
   CHECK(email_hashes() == expected);
+  // More keys than the thread keeps contexts for: the contexts are dropped and built again.
+  std::string first;
+  for (int i = 0; i < 1100; ++i) {
+    const auto h = email_hash("site-key-" + std::to_string(i), "jane@example.com");
+    if (i == 0) first = h;
+    CHECK(h.size() == 64);
+  }
+  CHECK(email_hash("site-key-0", "jane@example.com") == first);
+  CHECK(email_hashes() == expected);
   std::vector<std::string> on_other_thread;  // contexts are per thread
   std::thread([&] { on_other_thread = email_hashes(); }).join();
   CHECK(on_other_thread == expected);
