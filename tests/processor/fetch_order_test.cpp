@@ -50,10 +50,15 @@ std::string checkout_completed(const std::string& site, std::int64_t paid_s) {
                          paid_s * 1000 + 500);
 }
 
+struct MockDeployment {
+  common::Config config;
+  std::string web, stripe, revenue;  // the topics' names
+};
+
 // A one-site, one-thread processor's configuration on `broker` (two mock brokers), with the
 // revtrace topics created: the web-events partitions led by broker 2, whose fetches the tests
 // delay, every other partition and the group's coordinator on broker 1.
-common::Config mock_deployment(common::kafka::MockCluster& broker, const std::string& name,
+MockDeployment mock_deployment(common::kafka::MockCluster& broker, const std::string& name,
                                const std::string& site) {
   rd_kafka_mock_cluster_t* mock = broker.native();
   common::Config config;
@@ -76,7 +81,8 @@ common::Config mock_deployment(common::kafka::MockCluster& broker, const std::st
     }
   }
   REQUIRE(rd_kafka_mock_coordinator_set(mock, "group", config.processor.group_id.c_str(), 1) == 0);
-  return config;
+  return {config, web, common::topics::name(config.kafka, common::topics::kStripeEvents),
+          common::topics::name(config.kafka, common::topics::kAttributedRevenue)};
 }
 
 // Produces one record with the Kafka timestamp (CreateTime) `timestamp_ms`, the clock the
@@ -128,10 +134,7 @@ TEST_CASE("a payment fetched before its pageviews waits for them: one attributed
   common::kafka::MockCluster broker(2);
   rd_kafka_mock_cluster_t* mock = broker.native();
   const std::string site = "order-shop";
-  const common::Config config = mock_deployment(broker, "fetch-order", site);
-  const std::string web = common::topics::name(config.kafka, common::topics::kWebEvents);
-  const std::string stripe = common::topics::name(config.kafka, common::topics::kStripeEvents);
-  const std::string revenue = common::topics::name(config.kafka, common::topics::kAttributedRevenue);
+  const auto [config, web, stripe, revenue] = mock_deployment(broker, "fetch-order", site);
 
   // The pageviews are written first, the payment after them.
   const std::int64_t t0 = 1790000000000;
@@ -212,11 +215,7 @@ TEST_CASE("a web-events partition silent for 10 s no longer holds a payment back
   common::kafka::MockCluster broker(2);
   rd_kafka_mock_cluster_t* mock = broker.native();
   const std::string site = "stall-shop";
-  const common::Config config = mock_deployment(broker, "event-time-stall", site);
-  const std::string web = common::topics::name(config.kafka, common::topics::kWebEvents);
-  const std::string stripe = common::topics::name(config.kafka, common::topics::kStripeEvents);
-  const std::string revenue =
-      common::topics::name(config.kafka, common::topics::kAttributedRevenue);
+  const auto [config, web, stripe, revenue] = mock_deployment(broker, "event-time-stall", site);
 
   const std::int64_t t0 = 1790000000000;
   {
