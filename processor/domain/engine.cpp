@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <charconv>
 #include <optional>
 #include <set>
 #include <stdexcept>
@@ -62,17 +63,37 @@ constexpr Millis kDay = 86'400'000;
 constexpr std::string_view kSweptKey = "wm/swept";
 constexpr std::string_view kIdleSites = "idlesite/";
 
-std::string day_string(Millis t) {
+// The day of `t` as printf("%08lld") renders it (zero-padded to eight characters, a sign
+// included). Written by hand: snprintf was most of an idle-index update (callgrind,
+// revtrace_bench engine).
+void append_day(std::string& out, Millis t) {
+  long long day = t / kDay;
+  std::size_t width = 8;
+  if (day < 0) {
+    out += '-';
+    day = -day;
+    width = 7;
+  }
   char buf[24];
-  std::snprintf(buf, sizeof buf, "%08lld", static_cast<long long>(t / kDay));
-  return buf;
+  const auto end = std::to_chars(buf, buf + sizeof buf, day).ptr;
+  const auto digits = static_cast<std::size_t>(end - buf);
+  if (digits < width) out.append(width - digits, '0');
+  out.append(buf, digits);
+}
+
+std::string day_string(Millis t) {
+  std::string out;
+  append_day(out, t);
+  return out;
 }
 
 std::string idle_key(std::string_view site, Millis last_seen, std::string_view visitor) {
-  std::string k = "idle/";
+  std::string k;
+  k.reserve(5 + site.size() + 1 + 8 + 1 + visitor.size());
+  k += "idle/";
   k += site;
   k += '/';
-  k += day_string(last_seen);
+  append_day(k, last_seen);
   k += '/';
   k += visitor;
   return k;
@@ -394,7 +415,7 @@ struct AttributionEngine::Impl {
         return;
       }
       std::set<std::string> basis;
-      const auto a = attribution(mode, root, s, basis);
+      auto a = attribution(mode, root, s, basis);
       RevenueRecord r;
       r.site_id = id;
       r.payment_key = s.key;
@@ -411,12 +432,12 @@ struct AttributionEngine::Impl {
       r.subscription = s.subscription;
       r.customer = s.customer;
       r.payment_link = s.payment_link;
-      r.visitor_ids = a.visitors;
+      r.visitor_ids = std::move(a.visitors);
       r.email_hash = s.email_hash;
-      r.touches = a.touches;
+      r.touches = std::move(a.touches);
       for (std::size_t m = 0; m < kAllModels.size(); ++m) {
-        r.credits[m] = a.touches.empty() ? std::vector<std::int64_t>{}
-                                         : credit(kAllModels[m], a.touches, s.amount, a.paid_at);
+        r.credits[m] = r.touches.empty() ? std::vector<std::int64_t>{}
+                                         : credit(kAllModels[m], r.touches, s.amount, a.paid_at);
       }
       publish(r, static_cast<std::int64_t>(basis.size()));
     }
@@ -470,23 +491,26 @@ struct AttributionEngine::Impl {
 
   // --- idle-visitor expiry (ENGINE.md, "Bounds") ------------------------------------------------
 
+  // A time stored as decimal text (read at every pageview: no allocation, no locale).
   [[nodiscard]] std::optional<Millis> read_millis(std::string_view key) const {
-    const auto v = store.get(key);
-    if (!v) return std::nullopt;
-    try {
-      return std::stoll(*v);
-    } catch (const std::exception&) {
-      corrupt(std::string(key));
-    }
+    thread_local std::string v;
+    if (!store.read(key, v)) return std::nullopt;
+    Millis t = 0;
+    const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), t);
+    if (ec != std::errc() || end != v.data() + v.size()) corrupt(std::string(key));
+    return t;
   }
 
   // `topic`: 'w' web events (touch time), 'r' redirects (received_at), 's' Stripe (created).
   // Returns whether the watermark entered a new day (the only moment a sweep can find work).
   bool advance_watermark(char topic, Millis t) {
-    const std::string key = std::string("wm/") + topic;
-    const auto current = read_millis(key);
+    const char key[] = {'w', 'm', '/', topic};
+    const std::string_view k(key, sizeof key);
+    const auto current = read_millis(k);
     if (current && t <= *current) return false;
-    store.put(key, std::to_string(t));
+    char text[24];
+    const auto end = std::to_chars(text, text + sizeof text, t).ptr;
+    store.put(k, std::string_view(text, static_cast<std::size_t>(end - text)));
     return !current || t / kDay > *current / kDay;
   }
 
